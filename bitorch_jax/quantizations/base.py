@@ -1,0 +1,156 @@
+"""Quantization superclass and the straight-through helper of bitorch_jax.
+
+Mirror of :mod:`bitorch.quantizations.base`. Each quantizer's math is one pure function
+built on :func:`jax.custom_vjp`; the :class:`Quantization` objects only call it. The
+objects are frozen dataclasses: immutable, hashable and callable, so they can be Flax
+module attributes and static arguments of :func:`jax.jit`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "Quantization",
+    "straight_through",
+    "check_float_array",
+    "check_bits",
+    "check_beta",
+    "compute_dtype",
+]
+
+_HALF_DTYPES = (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
+_FLOAT_DTYPES = (*_HALF_DTYPES, jnp.dtype(jnp.float32), jnp.dtype(jnp.float64))
+
+
+def check_float_array(x: Any, quantizer: str) -> jax.Array:
+    """Return ``x`` as a JAX array if it is floating point, else raise ``TypeError``.
+
+    Accepts JAX and NumPy arrays, tracers and Python floats. Supported dtypes: float16,
+    bfloat16, float32, float64 (float64 needs ``jax_enable_x64``, as everywhere in JAX).
+    """
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        if isinstance(x, bool) or not isinstance(x, float):
+            raise TypeError(f"{quantizer}: expected a floating-point array, got {type(x).__name__}")
+    elif jnp.dtype(dtype) not in _FLOAT_DTYPES:
+        raise TypeError(
+            f"{quantizer}: expected a floating-point array (float16, bfloat16, float32 or "
+            f"float64), got dtype {jnp.dtype(dtype)}"
+        )
+    return jnp.asarray(x)
+
+
+def check_bits(bits: Any, quantizer: str) -> int:
+    """Validate a bit width: a Python ``int`` (not ``bool``) in ``1..24``.
+
+    ``bits`` is static (it fixes the number of levels), so it cannot be traced.
+    """
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)):
+        raise TypeError(f"{quantizer}: bits must be an int, got {type(bits).__name__} {bits!r}")
+    if not 1 <= bits <= 24:
+        raise ValueError(f"{quantizer}: bits must be in 1..24, got {bits}")
+    return int(bits)
+
+
+def check_beta(beta: Any, quantizer: str) -> Any:
+    """Validate ``beta``: finite and ``> 0``. A traced ``beta`` is passed on unchecked."""
+    if isinstance(beta, jax.core.Tracer):
+        return beta
+    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.number, np.ndarray, jax.Array)):
+        raise TypeError(f"{quantizer}: beta must be a real number, got {type(beta).__name__}")
+    if np.ndim(beta) != 0 or not np.isrealobj(beta):
+        raise TypeError(f"{quantizer}: beta must be a real scalar, got {beta!r}")
+    value = float(beta)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{quantizer}: beta must be finite and > 0, got {value!r}")
+    return beta
+
+
+def compute_dtype(dtype: Any) -> jnp.dtype:
+    """The dtype the math runs in: float32 for float16/bfloat16, else ``dtype`` itself.
+
+    SPEC.md: half precision is computed in float32 and rounded once at the end.
+    """
+    dtype = jnp.dtype(dtype)
+    return jnp.dtype(jnp.float32) if dtype in _HALF_DTYPES else dtype
+
+
+def straight_through(
+    forward: Callable[..., jax.Array] | None = None, *, static_argnums: Sequence[int] = ()
+) -> Any:
+    """Give ``forward`` a straight-through gradient: the JAX counterpart of torch ``STE``.
+
+    The returned function computes ``forward(x, *args)`` and its VJP passes the output
+    cotangent to ``x`` unchanged (``dq/dx = 1``); the other arguments get no gradient.
+    Arguments at ``static_argnums`` (such as ``bits``) must be hashable Python values;
+    the rest may be traced arrays. Nothing is saved for the backward pass. The output
+    must have the shape and dtype of ``x``. Use as a decorator, with or without arguments.
+
+    Example::
+
+        >>> @straight_through
+        ... def floor_q(x):
+        ...     return jnp.floor(x)
+        >>> jax.grad(lambda x: floor_q(x).sum())(jnp.array([0.5, 1.7]))
+        Array([1., 1.], dtype=float32)
+    """
+    if forward is None:
+        return functools.partial(straight_through, static_argnums=static_argnums)
+    static = tuple(sorted(static_argnums))
+    if 0 in static:
+        raise ValueError("straight_through: argument 0 is the input and cannot be static")
+
+    @functools.partial(jax.custom_vjp, nondiff_argnums=static)
+    def ste(*args: Any) -> jax.Array:
+        return forward(*args)
+
+    def ste_fwd(*args: Any) -> tuple[jax.Array, tuple[None, ...]]:
+        # The residual is a tuple of Nones, one per non-static argument: it has no array
+        # leaves (nothing is saved) but tells the backward rule how many cotangents to give.
+        return forward(*args), (None,) * (len(args) - len(static))
+
+    def ste_bwd(*nondiff_res_g: Any) -> tuple:
+        res, g = nondiff_res_g[-2], nondiff_res_g[-1]
+        return (g, *res[1:])
+
+    ste.defvjp(ste_fwd, ste_bwd)
+    return functools.wraps(forward)(ste)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Quantization:
+    """Superclass of quantizer objects; mirror of ``bitorch.quantizations.Quantization``.
+
+    Subclasses set the class attributes ``name`` (registry key) and ``bit_width`` (or a
+    ``bit_width`` property) and implement :meth:`quantize`. Calling the object calls
+    ``quantize``.
+    """
+
+    name: ClassVar[str] = "__abstract__"
+    bit_width: ClassVar[int] = 32
+
+    @property
+    def bitwidth(self) -> int:
+        """Deprecated alias of :attr:`bit_width`."""
+        warnings.warn(
+            "Quantization.bitwidth is deprecated, use bit_width", DeprecationWarning, stacklevel=2
+        )
+        return self.bit_width
+
+    def quantize(self, x: jax.Array) -> jax.Array:
+        """Quantize ``x``. Subclasses implement this with a ``custom_vjp`` function."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement quantize()")
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Quantize ``x`` with :meth:`quantize`."""
+        return self.quantize(x)

@@ -1,0 +1,103 @@
+"""DoReFa-Net quantization of activations (``InputDoReFa``) and weights (``WeightDoReFa``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from bitorch_jax.quantizations.base import (
+    Quantization,
+    check_bits,
+    check_float_array,
+    compute_dtype,
+    straight_through,
+)
+from bitorch_jax.quantizations.config import config
+
+__all__ = ["InputDoReFa", "WeightDoReFa", "input_dorefa", "weight_dorefa"]
+
+
+@straight_through(static_argnums=(1,))
+def _input_dorefa(x: jax.Array, bits: int) -> jax.Array:
+    n = 2**bits - 1
+    xf = x.astype(compute_dtype(x.dtype))
+    return (jnp.round(jnp.clip(xf, 0, 1) * n) / n).astype(x.dtype)
+
+
+@straight_through(static_argnums=(1,))
+def _weight_dorefa(x: jax.Array, bits: int) -> jax.Array:
+    if x.size == 0:
+        return x
+    n = 2**bits - 1
+    t = jnp.tanh(x.astype(compute_dtype(x.dtype)))
+    m = jnp.max(jnp.abs(t))
+    scaled = t / jnp.where(m == 0, jnp.ones((), t.dtype), 2 * m)
+    return (2 * jnp.round((scaled + 0.5) * n) / n - 1).astype(x.dtype)
+
+
+def input_dorefa(x: jax.Array, bits: int | None = None) -> jax.Array:
+    """DoReFa activation quantization with a straight-through gradient.
+
+    ``q(x) = round(clip(x, 0, 1) * n) / n`` with ``n = 2**bits - 1`` and round half to
+    even; NaN gives NaN. ``dq/dx = 1``: plain STE, not masked to ``[0, 1]``. ``bits`` is a
+    static Python int in ``1..24`` (``None`` reads ``config.dorefa_bits``).
+
+    >>> input_dorefa(jnp.array([-1.0, 0.3, 0.5, 2.0]), bits=2)
+    Array([0.        , 0.33333334, 0.6666667 , 1.        ], dtype=float32)
+    """
+    x = check_float_array(x, "inputdorefa")
+    return _input_dorefa(x, check_bits(config.dorefa_bits if bits is None else bits, "inputdorefa"))
+
+
+def weight_dorefa(x: jax.Array, bits: int | None = None) -> jax.Array:
+    """DoReFa weight quantization with a straight-through gradient.
+
+    ``t = tanh(x)``, ``m = max|t|`` over the whole array (a constant for the gradient),
+    ``q(x) = 2 * round((t / (2m) + 0.5) * n) / n - 1`` with ``n = 2**bits - 1``. When
+    ``m == 0`` (all-zero input) ``t / (2m)`` is taken as ``0``; a NaN anywhere makes ``m``
+    and so the whole output NaN; an empty input gives an empty output.
+    ``dq/dx = 1``: plain STE. ``bits`` as in :func:`input_dorefa`.
+
+    >>> weight_dorefa(jnp.array([-0.3, 0.0, 0.7]), bits=1)
+    Array([-1., -1.,  1.], dtype=float32)
+    """
+    x = check_float_array(x, "weightdorefa")
+    return _weight_dorefa(x, check_bits(config.dorefa_bits if bits is None else bits, "weightdorefa"))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _DoReFa(Quantization):
+    """Shared fields of the two DoReFa quantizers: ``bit_width`` is ``bits``."""
+
+    bits: int | None = None
+
+    def __post_init__(self) -> None:
+        bits = check_bits(config.dorefa_bits if self.bits is None else self.bits, self.name)
+        object.__setattr__(self, "bits", bits)
+
+    @property
+    def bit_width(self) -> int:  # type: ignore[override]
+        return self.bits  # type: ignore[return-value]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class InputDoReFa(_DoReFa):
+    """DoReFa activation quantizer (registry key ``"inputdorefa"``, ``bits`` bits)."""
+
+    name: ClassVar[str] = "inputdorefa"
+
+    def quantize(self, x: jax.Array) -> jax.Array:
+        return input_dorefa(x, self.bits)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WeightDoReFa(_DoReFa):
+    """DoReFa weight quantizer (registry key ``"weightdorefa"``, ``bits`` bits)."""
+
+    name: ClassVar[str] = "weightdorefa"
+
+    def quantize(self, x: jax.Array) -> jax.Array:
+        return weight_dorefa(x, self.bits)

@@ -1,0 +1,80 @@
+"""SwishSign (BNN+): sign forward, the derivative of a scaled swish as gradient."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from bitorch_jax.quantizations.base import (
+    Quantization,
+    check_beta,
+    check_float_array,
+    compute_dtype,
+)
+from bitorch_jax.quantizations.config import config
+from bitorch_jax.quantizations.sign import sign_values
+
+__all__ = ["SwishSign", "swish_sign"]
+
+
+@jax.custom_vjp
+def _swish_sign(x: jax.Array, beta: Any) -> jax.Array:
+    return sign_values(x)
+
+
+def _swish_sign_fwd(x: jax.Array, beta: Any) -> tuple[jax.Array, tuple[jax.Array, Any]]:
+    return sign_values(x), (x, beta)
+
+
+def _swish_sign_bwd(res: tuple[jax.Array, Any], g: jax.Array) -> tuple[jax.Array, None]:
+    x, beta = res
+    ct = compute_dtype(x.dtype)
+    xf = x.astype(ct)
+    beta = jnp.asarray(beta, ct)
+    bx = beta * xf
+    factor = beta * (2 - bx * jnp.tanh(bx / 2)) / (1 + jnp.cosh(bx))
+    grad = jnp.where(jnp.isinf(xf), jnp.zeros((), ct), g.astype(ct) * factor)
+    return grad.astype(x.dtype), None
+
+
+_swish_sign.defvjp(_swish_sign_fwd, _swish_sign_bwd)
+
+
+def swish_sign(x: jax.Array, beta: Any = None) -> jax.Array:
+    """Sign with the SwishSign gradient of BNN+.
+
+    ``q(x) = +1 if x >= 0 else -1`` (``0`` and ``-0.0`` give ``+1``; NaN gives NaN).
+    ``dq/dx = beta * (2 - beta*x * tanh(beta*x / 2)) / (1 + cosh(beta*x))``, which is
+    ``beta`` at ``0``; at ``±inf`` it is the limit ``0``, at NaN it is NaN. Saves the input.
+
+    ``beta`` must be finite and ``> 0`` (``None`` reads ``config.beta``); it may be a traced
+    scalar (for an annealed ``beta``), which gets no gradient and is not validated.
+
+    >>> jax.grad(lambda x: swish_sign(x, 5.0).sum())(jnp.array([0.0, 0.3]))
+    Array([5.      , 1.561837], dtype=float32)
+    """
+    x = check_float_array(x, "swishsign")
+    beta = check_beta(config.beta if beta is None else beta, "swishsign")
+    return _swish_sign(x, beta)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SwishSign(Quantization):
+    """SwishSign quantization (registry key ``"swishsign"``, 1 bit); see :func:`swish_sign`.
+
+    ``beta`` must be finite and ``> 0``; ``None`` takes ``config.beta`` (5.0).
+    """
+
+    name: ClassVar[str] = "swishsign"
+    bit_width: ClassVar[int] = 1
+    beta: float | None = None
+
+    def __post_init__(self) -> None:
+        beta = check_beta(config.beta if self.beta is None else self.beta, "swishsign")
+        object.__setattr__(self, "beta", float(beta))
+
+    def quantize(self, x: jax.Array) -> jax.Array:
+        return swish_sign(x, self.beta)

@@ -1,0 +1,1 @@
+"""parity_tests: proof that bitorch_jax (JAX) matches bitorch (PyTorch)."""
