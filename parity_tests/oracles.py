@@ -86,7 +86,8 @@ def _grad_swish_sign(x: np.ndarray, g: np.ndarray, beta: float) -> np.ndarray:
     with np.errstate(invalid="ignore", over="ignore"):
         bx = b * xf
         factor = b * (2 - bx * np.tanh(bx / 2)) / (1 + np.cosh(bx))
-        return np.where(np.isinf(xf), 0, gf * factor).astype(x.dtype)
+        # beta*x overflowing (x = ±inf or huge) gives inf/inf; the limit there is 0.
+        return np.where(np.isinf(bx), 0, gf * factor).astype(x.dtype)
 
 
 def _grad_heaviside(x: np.ndarray, g: np.ndarray) -> np.ndarray:

@@ -18,7 +18,8 @@ class SwishSignFunction(torch.autograd.Function):
 
     ``q(x) = +1 if x >= 0 else -1`` (``0`` and ``-0.0`` give ``+1``; NaN gives NaN).
     ``dq/dx = beta * (2 - beta*x * tanh(beta*x / 2)) / (1 + cosh(beta*x))``, which is
-    ``beta`` at ``0``; at ``±inf`` it is the limit ``0``, at NaN it is NaN. Saves the input.
+    ``beta`` at ``0``; at ``±inf`` (and wherever ``beta*x`` overflows) it is the limit
+    ``0``, at NaN it is NaN. Saves the input.
     """
 
     generate_vmap_rule = True
@@ -39,7 +40,9 @@ class SwishSignFunction(torch.autograd.Function):
         xf = x.to(compute_dtype(x.dtype))
         bx = beta * xf
         factor = beta * (2 - bx * torch.tanh(bx / 2)) / (1 + torch.cosh(bx))
-        grad = torch.where(xf.isinf(), 0.0, output_gradient.to(xf.dtype) * factor)
+        # Where beta*x overflows (x = ±inf or merely huge) the factor is inf/inf = NaN;
+        # its limit there is 0.
+        grad = torch.where(bx.isinf(), 0.0, output_gradient.to(xf.dtype) * factor)
         return grad.to(x.dtype), None
 
 

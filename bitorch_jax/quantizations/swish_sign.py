@@ -36,7 +36,9 @@ def _swish_sign_bwd(res: tuple[jax.Array, Any], g: jax.Array) -> tuple[jax.Array
     beta = jnp.asarray(beta, ct)
     bx = beta * xf
     factor = beta * (2 - bx * jnp.tanh(bx / 2)) / (1 + jnp.cosh(bx))
-    grad = jnp.where(jnp.isinf(xf), jnp.zeros((), ct), g.astype(ct) * factor)
+    # Where beta*x overflows (x = ±inf or merely huge) the factor is inf/inf = NaN; its
+    # limit there is 0.
+    grad = jnp.where(jnp.isinf(bx), jnp.zeros((), ct), g.astype(ct) * factor)
     return grad.astype(x.dtype), None
 
 
@@ -48,7 +50,8 @@ def swish_sign(x: jax.Array, beta: Any = None) -> jax.Array:
 
     ``q(x) = +1 if x >= 0 else -1`` (``0`` and ``-0.0`` give ``+1``; NaN gives NaN).
     ``dq/dx = beta * (2 - beta*x * tanh(beta*x / 2)) / (1 + cosh(beta*x))``, which is
-    ``beta`` at ``0``; at ``±inf`` it is the limit ``0``, at NaN it is NaN. Saves the input.
+    ``beta`` at ``0``; at ``±inf`` (and wherever ``beta*x`` overflows) it is the limit
+    ``0``, at NaN it is NaN. Saves the input.
 
     ``beta`` must be finite and ``> 0`` (``None`` reads ``config.beta``); it may be a traced
     scalar (for an annealed ``beta``), which gets no gradient and is not validated.
