@@ -1,0 +1,251 @@
+"""``python -m parity_tests`` (console script ``bitorch-parity``): the parity table.
+
+Compares every quantizer registered in both ``bitorch`` and ``bitorch_jax`` (with its
+parameter variants) for float32, float64, float16 and bfloat16 on every device present,
+prints one table and exits 0 only when everything matches (1 otherwise, 2 for usage
+errors). ``--plugin module:attr`` adds your own :class:`~parity_tests.cases.Case` pairs.
+
+Example::
+
+    python -m parity_tests --quantizers sign swishsign --dtypes float32 --size 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
+
+from parity_tests.tolerances import DTYPES, FLIP_ULPS
+
+__all__ = ["main", "build_parser", "load_plugin"]
+
+
+class UsageError(Exception):
+    """A bad command line (exit status 2)."""
+
+
+def _split(values: Sequence[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m parity_tests",
+        description=(
+            "Compare every bitorch (PyTorch) quantizer with its bitorch_jax (JAX) twin: "
+            "forward values and input gradients, per dtype and device. Exits 0 only when "
+            "everything matches."
+        ),
+    )
+    parser.add_argument(
+        "--quantizers",
+        nargs="+",
+        metavar="NAME",
+        help="registry keys (or plugin case names) to compare; default: all",
+    )
+    parser.add_argument("--dtypes", nargs="+", metavar="DTYPE", help=f"default: {' '.join(DTYPES)}")
+    parser.add_argument(
+        "--devices",
+        nargs="+",
+        metavar="DEVICE",
+        help="cpu, gpu or all (default: all = cpu, and gpu when present)",
+    )
+    parser.add_argument(
+        "--size",
+        type=_non_negative,
+        default=100_000,
+        help="elements per input array (default: 100000)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="add Case pairs from MODULE:ATTR (a Case, a list of them, or a function "
+        "returning them); may be repeated",
+    )
+    parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument("--quiet", action="store_true", help="no progress indicator")
+    return parser
+
+
+def load_plugin(spec: str) -> list[Any]:
+    """The cases named by ``module:attr`` (a Case, an iterable of them, or a factory)."""
+    from parity_tests.cases import Case
+
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"--plugin expects MODULE:ATTR, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+        obj = getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"--plugin {spec}: {exc}") from None
+    if callable(obj) and not isinstance(obj, Case):
+        try:
+            obj = obj()
+        except Exception as exc:  # noqa: BLE001 - a broken factory is a bad --plugin
+            raise UsageError(f"--plugin {spec}: calling {attr}() failed: {exc}") from None
+    cases = [obj] if isinstance(obj, Case) else list(obj) if isinstance(obj, Iterable) else None
+    if not cases or not all(isinstance(c, Case) for c in cases):
+        raise UsageError(f"--plugin {spec}: expected a Case or a non-empty list of Cases")
+    return cases
+
+
+class _Progress:
+    """``[ 12/60] name dtype`` rewritten in place on a terminal; silent otherwise."""
+
+    def __init__(self, stream: TextIO, enabled: bool) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self.width = 0
+
+    def __call__(self, done: int, total: int, label: str) -> None:
+        if not self.enabled:
+            return
+        if done >= total:
+            self.stream.write("\r" + " " * self.width + "\r")
+        else:
+            text = f"[{done + 1:>{len(str(total))}}/{total}] {label}"
+            self.stream.write("\r" + text.ljust(self.width))
+            self.width = max(self.width, len(text))
+        self.stream.flush()
+
+
+def _select(args: argparse.Namespace, extra_cases: Sequence[Any]) -> list[Any]:
+    from parity_tests.cases import check_registries, registry_cases
+
+    keys = check_registries()
+    plugin_cases = list(extra_cases)
+    for spec in args.plugin:
+        plugin_cases += load_plugin(spec)
+    wanted = _split(args.quantizers)
+    if wanted is None:
+        return registry_cases() + plugin_cases
+    plugin_names = {c.name for c in plugin_cases}
+    unknown = [w for w in wanted if w.lower() not in keys and w not in plugin_names]
+    if unknown:
+        known = ", ".join([*keys, *sorted(plugin_names - set(keys))])
+        raise UsageError(f"unknown quantizer(s): {', '.join(unknown)}; known: {known}")
+    registry_wanted = [k for k in dict.fromkeys(w.lower() for w in wanted) if k in keys]
+    return registry_cases(registry_wanted) + [c for c in plugin_cases if c.name in wanted]
+
+
+def main(argv: Sequence[str] | None = None, *, extra_cases: Sequence[Any] = ()) -> int:
+    """Run the parity table; returns the exit status (0 all match, 1 not, 2 usage error).
+
+    ``extra_cases`` adds :class:`~parity_tests.cases.Case` pairs, as ``--plugin`` does.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the message
+        return int(exc.code or 0)
+
+    import jax
+    import torch
+
+    from parity_tests.api import resolve_devices, resolve_dtypes, run_cases
+    from parity_tests.cases import RegistryMismatch
+
+    try:
+        dtypes = resolve_dtypes(_split(args.dtypes))
+        devices = _split(args.devices)
+        if devices is not None and "all" in devices:
+            devices = None
+        run_devices, skipped = resolve_devices(devices)
+        cases = _select(args, extra_cases)
+    except RegistryMismatch as exc:
+        print(f"parity: FAIL: {exc}", file=sys.stderr)
+        return 1
+    except (UsageError, ValueError, TypeError) as exc:
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+
+    if args.list:
+        for case in cases:
+            print(case.label)
+        return 0
+
+    out = sys.stdout
+    print(
+        f"bitorch-jax parity: bitorch (torch {torch.__version__}) vs bitorch_jax "
+        f"(jax {jax.__version__})",
+        file=out,
+    )
+    print(
+        f"{len(cases)} quantizer cases x {len(dtypes)} dtypes; {args.size} elements per input "
+        f"(random values + SPEC edge values), random non-unit cotangent, seed {args.seed}",
+        file=out,
+    )
+    device_text = ", ".join(run_devices) if run_devices else "none"
+    print(f"devices: {device_text}" + "".join(f"; {s}" for s in skipped), file=out)
+    print(file=out)
+
+    progress = _Progress(sys.stderr, enabled=sys.stderr.isatty() and not args.quiet)
+    start = time.perf_counter()
+    report = run_cases(
+        cases,
+        dtypes=dtypes,
+        devices=devices,
+        shape=(args.size,),
+        seed=args.seed,
+        progress=progress,
+    )
+    elapsed = time.perf_counter() - start
+
+    print(report.table(), file=out)
+    print(file=out)
+    print(report.summary(), file=out)
+    largest = report.largest_by_dtype()
+    if largest:
+        print(largest, file=out)
+    print(
+        f"Forward: discrete outputs must be equal; a boundary flip (pre-round value within "
+        f"{FLIP_ULPS} ulps of a rounding boundary) is allowed and counted. Gradients: "
+        "per-dtype tolerances in parity_tests/tolerances.py.",
+        file=out,
+    )
+    details = report.details()
+    if details:
+        print(file=out)
+        print(details, file=out)
+    verdict = "PASS: everything matches" if report.ok else "FAIL: see above"
+    print(f"\n{verdict} ({elapsed:.1f} s)", file=out)
+
+    if args.json:
+        text = report.to_json(
+            torch=torch.__version__,
+            jax=jax.__version__,
+            seed=args.seed,
+            size=args.size,
+            dtypes=dtypes,
+            devices=run_devices,
+        )
+        with open(args.json, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""The case table: every quantizer of both registries, with its parameter variants.
+
+A :class:`Case` pairs a torch callable with a JAX callable and says how to compare them
+(discrete or not, where the pre-round value and its boundaries come from). The built-in
+cases take their pre-round values from the NumPy oracles in :mod:`parity_tests.oracles`.
+A user's own pair is a ``Case`` too (see :func:`parity_tests.api.compare`).
+
+>>> [c.label for c in registry_cases(["swishsign"])]
+['swishsign(beta=1.0)', 'swishsign(beta=5.0)', 'swishsign(beta=10.0)']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import bitorch.quantizations as bt
+import bitorch_jax.quantizations as bj
+from parity_tests.core import BOUNDARIES
+from parity_tests.oracles import oracle
+
+__all__ = [
+    "Case",
+    "PARAM_VARIANTS",
+    "TENSOR_WIDE",
+    "RegistryMismatch",
+    "registry_keys",
+    "check_registries",
+    "case_for",
+    "registry_cases",
+]
+
+#: Parameter variants of the parameterised quantizers (SPEC: bits 1, 2, 4, 8; beta 1, 5, 10).
+PARAM_VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
+    "inputdorefa": tuple({"bits": b} for b in (1, 2, 4, 8)),
+    "weightdorefa": tuple({"bits": b} for b in (1, 2, 4, 8)),
+    "swishsign": tuple({"beta": b} for b in (1.0, 5.0, 10.0)),
+}
+
+#: Quantizers with a per-tensor statistic (one NaN makes the whole output NaN).
+TENSOR_WIDE = frozenset({"weightdorefa"})
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Case:
+    """One torch/JAX pair to compare.
+
+    ``name`` and ``params`` label the table row. ``discrete=True`` means outputs must be
+    equal exactly except boundary flips; ``pre_round`` (NumPy input -> the value the
+    discrete step acts on) and ``boundaries`` (``"zero"`` or ``"half"``) say where flips
+    may happen; ``flip_scale`` overrides the scale of the flip window; ``grad_scale`` is an
+    upper bound of ``|dq/dx|`` for the gradient tolerance (``None``: taken from the data).
+    ``tensor_wide=True`` keeps NaN out of the main input (see :func:`inputs.make_samples`);
+    ``extra_edges`` are added to the edge values.
+    """
+
+    name: str
+    torch_fn: Callable[..., Any]
+    jax_fn: Callable[..., Any]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    discrete: bool = True
+    pre_round: Callable[[np.ndarray], np.ndarray] | None = None
+    boundaries: str | None = None
+    flip_scale: float | None = None
+    grad_scale: float | None = None
+    tensor_wide: bool = False
+    extra_edges: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"Case name must be a non-empty str, got {self.name!r}")
+        for what in ("torch_fn", "jax_fn"):
+            if not callable(getattr(self, what)):
+                raise TypeError(f"Case {self.name!r}: {what} must be callable")
+        if self.pre_round is not None and not callable(self.pre_round):
+            raise TypeError(f"Case {self.name!r}: pre_round must be callable or None")
+        if self.boundaries is not None and self.boundaries not in BOUNDARIES:
+            raise ValueError(
+                f"Case {self.name!r}: boundaries must be one of {BOUNDARIES} or None, "
+                f"got {self.boundaries!r}"
+            )
+        if self.pre_round is not None and self.boundaries is None:
+            raise ValueError(f"Case {self.name!r}: pre_round needs boundaries ('zero'/'half')")
+        for what in ("flip_scale", "grad_scale"):
+            value = getattr(self, what)
+            if value is not None and not (isinstance(value, (int, float)) and value >= 0):
+                raise ValueError(f"Case {self.name!r}: {what} must be a number >= 0 or None")
+
+    @property
+    def params_text(self) -> str:
+        """``bits=2`` / ``beta=5.0``, or ``-`` without parameters."""
+        return ", ".join(f"{k}={v}" for k, v in self.params.items()) or "-"
+
+    @property
+    def label(self) -> str:
+        """``name(params)``, e.g. ``inputdorefa(bits=2)``."""
+        inner = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.name}({inner})"
+
+
+class RegistryMismatch(ValueError):
+    """The two registries do not hold the same keys."""
+
+
+def registry_keys() -> tuple[list[str], list[str]]:
+    """``(bitorch keys, bitorch_jax keys)``, each sorted."""
+    return sorted(bt.quantization_names()), sorted(bj.quantization_names())
+
+
+def check_registries() -> list[str]:
+    """The common keys; :class:`RegistryMismatch` names every key only one side has."""
+    torch_keys, jax_keys = registry_keys()
+    only_torch = sorted(set(torch_keys) - set(jax_keys))
+    only_jax = sorted(set(jax_keys) - set(torch_keys))
+    if only_torch or only_jax:
+        raise RegistryMismatch(
+            "the registries differ: only in bitorch: "
+            f"{only_torch or 'none'}; only in bitorch_jax: {only_jax or 'none'}"
+        )
+    return torch_keys
+
+
+def _grad_scale(orc: Any) -> float:
+    """``max |dq/dx|`` of an oracle on [-4, 4] (at least 1): 2 for approxsign, beta for swish."""
+    probe = np.linspace(-4.0, 4.0, 8001)
+    factors = np.abs(orc.grad(probe, np.ones_like(probe)))
+    return max(1.0, float(np.nanmax(factors)))
+
+
+def _extra_edges(key: str, params: Mapping[str, Any]) -> tuple[float, ...]:
+    if key == "inputdorefa":
+        n = 2 ** params["bits"] - 1
+        return tuple(sorted({(k + 0.5) / n for k in (0, n // 2, n - 1)}))
+    return ()
+
+
+def case_for(key: str, **params: Any) -> Case:
+    """The :class:`Case` of registry key ``key`` with ``params`` (e.g. ``bits=2``)."""
+    torch_q = bt.quantization_from_name(key)(**params)
+    jax_q = bj.quantization_from_name(key)(**params)
+    try:
+        orc = oracle(key, **params)
+    except KeyError:  # a quantizer registered in both frameworks but without an oracle
+        return Case(name=key, params=params, torch_fn=torch_q, jax_fn=jax_q)
+    return Case(
+        name=key,
+        params=params,
+        torch_fn=torch_q,
+        jax_fn=jax_q,
+        discrete=orc.boundaries is not None,
+        pre_round=orc.pre_round,
+        boundaries=orc.boundaries,
+        grad_scale=_grad_scale(orc),
+        tensor_wide=key in TENSOR_WIDE,
+        extra_edges=_extra_edges(key, params),
+    )
+
+
+def registry_cases(keys: Iterable[str] | None = None) -> list[Case]:
+    """Every case of ``keys`` (default: all keys, checked equal in both registries).
+
+    Unknown keys raise ``ValueError`` naming the known ones.
+    """
+    known = check_registries()
+    chosen = known if keys is None else list(keys)
+    unknown = [k for k in chosen if k not in known]
+    if unknown:
+        raise ValueError(f"unknown quantizer(s) {unknown}; known: {', '.join(known)}")
+    cases = []
+    for key in chosen:
+        for params in PARAM_VARIANTS.get(key, ({},)):
+            cases.append(case_for(key, **params))
+    return cases

@@ -1,0 +1,243 @@
+"""Every tolerance of the parity suite, in one place, each with the reason it has.
+
+Three things are defined here and nowhere else:
+
+* :data:`FLIP_ULPS` (``K``): how close to a rounding boundary an element's pre-round value
+  must lie for a forward difference to count as a *boundary flip* instead of a failure;
+* :data:`GRAD_TOLERANCES`: how far the two frameworks' input gradients may differ, per
+  dtype (also used for the forward of non-discrete functions such as ``identity``);
+* :data:`LAYER_TOLERANCES`: the same for whole layers (used by the layer parity tests).
+
+Discrete outputs have no tolerance at all: they must be equal, element for element.
+
+>>> grad_tolerance("bfloat16").dtype_ulps
+1.0
+>>> layer_tolerance("float32").rtol
+1e-05
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+__all__ = [
+    "FLIP_ULPS",
+    "FLIP_REASON",
+    "GradTolerance",
+    "GRAD_TOLERANCES",
+    "grad_tolerance",
+    "LayerTolerance",
+    "LAYER_TOLERANCES",
+    "layer_tolerance",
+    "DTYPES",
+    "dtype_name",
+    "compute_dtype_name",
+    "ulp",
+    "epsilon",
+    "smallest_normal",
+]
+
+#: The dtypes the suite compares, in table order.
+DTYPES: tuple[str, ...] = ("float32", "float64", "float16", "bfloat16")
+
+FLIP_ULPS: int = 4
+"""``K``: an element may flip only if its pre-round value lies within ``K`` ulps of a boundary."""
+
+FLIP_REASON = (
+    "The value a quantizer rounds (its pre-round value) is computed by each library with "
+    "its own tanh, max and division, so the two may differ by a few ulps of the compute "
+    "dtype (float32 for halves) and land on different sides of a rounding boundary. "
+    f"K = {FLIP_ULPS} ulps covers tanh (<= 2 ulps in either library) plus the division "
+    "and the multiplication by n. The ulp is taken at the scale of the pre-round "
+    "computation: for 'half' boundaries (round half to even at k + 0.5) the largest "
+    "pre-round value of the array, because (t / 2m + 0.5) * n carries absolute errors of "
+    "the size of n; for 'zero' boundaries (sign-like thresholds) the built-ins threshold "
+    "the input itself, so the scale is 0 and the window is K smallest normal numbers: "
+    "only subnormals, which XLA may flush to zero, can flip. An element exactly at 0 is "
+    "never a flip (0 and -0.0 are decided by the convention); an exact half-way tie is "
+    "one, since one library's pre-round value may reach it and the other's miss it."
+)
+
+
+def dtype_name(dtype: Any) -> str:
+    """The canonical name (``float32``, ``bfloat16``, ...) of a NumPy, JAX or torch dtype.
+
+    >>> dtype_name("torch.bfloat16"), dtype_name(np.float16)
+    ('bfloat16', 'float16')
+    """
+    text = str(dtype)
+    if text.startswith("torch."):
+        text = text[len("torch.") :]
+    try:
+        name = np.dtype(ml_dtypes.bfloat16 if text == "bfloat16" else text).name
+    except TypeError:
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            raise TypeError(f"not a dtype: {dtype!r}") from None
+    if name not in DTYPES:
+        raise ValueError(f"unsupported dtype {name!r}; supported: {', '.join(DTYPES)}")
+    return name
+
+
+def compute_dtype_name(dtype: Any) -> str:
+    """float32 for float16/bfloat16 (SPEC: halves are computed in float32), else ``dtype``."""
+    name = dtype_name(dtype)
+    return "float32" if name in ("float16", "bfloat16") else name
+
+
+def _finfo(dtype: Any) -> Any:
+    name = dtype_name(dtype)
+    return ml_dtypes.finfo(ml_dtypes.bfloat16 if name == "bfloat16" else np.dtype(name))
+
+
+def epsilon(dtype: Any) -> float:
+    """The machine epsilon of ``dtype`` (distance from 1 to the next float)."""
+    return float(_finfo(dtype).eps)
+
+
+def smallest_normal(dtype: Any) -> float:
+    """The smallest positive normal number of ``dtype``."""
+    return float(_finfo(dtype).smallest_normal)
+
+
+def ulp(values: Any, dtype: Any) -> np.ndarray:
+    """Elementwise unit in the last place of ``dtype`` at the magnitude ``|values|``.
+
+    The spacing of ``dtype`` floats around ``|v|`` (for a power of two, the spacing above
+    it), as float64; below the smallest normal it is the subnormal spacing. Non-finite
+    values give NaN.
+
+    >>> float(ulp(1.0, "float32")) == 2.0**-23
+    True
+    """
+    info = _finfo(dtype)
+    a = np.abs(np.asarray(values, dtype=np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        _, exponent = np.frexp(a)  # a = m * 2**exponent, 0.5 <= m < 1
+        unbiased = np.where(a == 0, info.minexp, np.maximum(exponent - 1, info.minexp))
+        out = np.ldexp(1.0, unbiased - info.nmant)
+    return np.where(np.isfinite(a), out, np.nan)
+
+
+@dataclass(frozen=True)
+class GradTolerance:
+    """How far two gradients of one element may differ.
+
+    ``allowed = dtype_ulps * ulp_dtype(max(|a|, |b|)) + scale_ulps * eps_c * |g| * S``
+
+    where ``eps_c`` is the epsilon of the compute dtype (float32 for halves), ``g`` the
+    element's cotangent and ``S`` the gradient scale: an upper bound of ``|dq/dx|`` (2 for
+    approxsign, ``beta`` for swishsign, 1 for straight-through). The second term measures
+    the error against the size of the terms the gradient is made of, not against the
+    result, because ``2 - beta*x*tanh(beta*x/2)`` cancels where the swishsign gradient
+    crosses zero and a small result there carries the absolute error of its big terms.
+    """
+
+    dtype: str
+    dtype_ulps: float
+    scale_ulps: float
+    reason: str
+
+    def allowed(self, a: np.ndarray, b: np.ndarray, scale: Any) -> np.ndarray:
+        """Elementwise allowed ``|a - b|``; ``scale`` is ``|g| * S`` (broadcastable)."""
+        mag = np.maximum(
+            np.abs(np.asarray(a, dtype=np.float64)), np.abs(np.asarray(b, dtype=np.float64))
+        )
+        term1 = self.dtype_ulps * np.nan_to_num(ulp(mag, self.dtype), nan=0.0)
+        eps_c = epsilon(compute_dtype_name(self.dtype))
+        return term1 + self.scale_ulps * eps_c * np.asarray(scale, dtype=np.float64)
+
+
+_HALF_REASON = (
+    "{d} is computed in float32 and rounded once at the end, in both frameworks (SPEC). "
+    "The float32 results differ by at most the float32 tolerance (8 ulps of |g|*S); "
+    "rounding each to {d} moves it by at most half an ulp of {d}, so the results may "
+    "differ by 1 ulp of {d} plus that float32 difference."
+)
+
+GRAD_TOLERANCES: dict[str, GradTolerance] = {
+    "float32": GradTolerance(
+        "float32",
+        dtype_ulps=0.0,
+        scale_ulps=8.0,
+        reason=(
+            "The straight-through and approxsign gradients are the same few exactly "
+            "specified operations in both libraries and agree exactly. swishsign's gradient "
+            "is built from tanh and cosh, which torch (SLEEF/libm) and XLA (its own "
+            "polynomials) implement differently, each within ~2 ulps, and from 5 more "
+            "rounded operations that XLA may contract into FMAs: up to ~8 ulps of the "
+            "largest term, |g|*S."
+        ),
+    ),
+    "float64": GradTolerance(
+        "float64",
+        dtype_ulps=0.0,
+        scale_ulps=8.0,
+        reason=(
+            "As float32, with float64 ulps: the same tanh/cosh implementation differences "
+            "and FMA contraction, the same operation count."
+        ),
+    ),
+    "float16": GradTolerance(
+        "float16", dtype_ulps=1.0, scale_ulps=8.0, reason=_HALF_REASON.format(d="float16")
+    ),
+    "bfloat16": GradTolerance(
+        "bfloat16", dtype_ulps=1.0, scale_ulps=8.0, reason=_HALF_REASON.format(d="bfloat16")
+    ),
+}
+
+
+def grad_tolerance(dtype: Any) -> GradTolerance:
+    """The :class:`GradTolerance` of ``dtype`` (a name or a NumPy/JAX/torch dtype)."""
+    return GRAD_TOLERANCES[dtype_name(dtype)]
+
+
+@dataclass(frozen=True)
+class LayerTolerance:
+    """Tolerance for whole layers: pass ``rtol``/``atol`` to ``np.testing.assert_allclose``."""
+
+    dtype: str
+    rtol: float
+    atol: float
+    reason: str
+
+
+_LAYER_REASON = (
+    "A layer sums products (matmul, convolution, weight-gradient reductions); oneDNN/MKL "
+    "in torch and Eigen/XLA in JAX block and order those sums differently and may use "
+    "FMA, so results differ by roughly sqrt(n) * eps * sum|terms| for n terms. For fan-ins "
+    "up to a few thousand and O(1) activations that is below {tol} (eps = {eps:.3g})."
+)
+
+LAYER_TOLERANCES: dict[str, LayerTolerance] = {
+    "float32": LayerTolerance(
+        "float32", 1e-5, 1e-5, _LAYER_REASON.format(tol="1e-5", eps=2.0**-23)
+    ),
+    "float64": LayerTolerance(
+        "float64", 1e-12, 1e-12, _LAYER_REASON.format(tol="1e-12", eps=2.0**-52)
+    ),
+    "float16": LayerTolerance(
+        "float16",
+        2e-3,
+        2e-3,
+        "Halves are accumulated in float32 by both libraries and rounded once: 2 ulps of "
+        "float16 (eps 2**-10) at 1 cover the rounding plus the float32 summation order.",
+    ),
+    "bfloat16": LayerTolerance(
+        "bfloat16",
+        2e-2,
+        2e-2,
+        "Halves are accumulated in float32 by both libraries and rounded once: 2.5 ulps "
+        "of bfloat16 (eps 2**-7) at 1 cover the rounding plus the float32 summation order.",
+    ),
+}
+
+
+def layer_tolerance(dtype: Any) -> LayerTolerance:
+    """The :class:`LayerTolerance` of ``dtype`` (a name or a NumPy/JAX/torch dtype)."""
+    return LAYER_TOLERANCES[dtype_name(dtype)]
