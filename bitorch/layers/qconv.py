@@ -1,0 +1,248 @@
+"""Quantized convolutions (bitorch's ``QConv1d``, ``QConv2d``, ``QConv3d``).
+
+The input is quantized (after gradient cancellation), then padded with ``pad_value``
+(default ``-1.0``, so the padding is itself a binary value), then convolved with the
+quantized weight, with no padding of its own. ``stride``, ``dilation`` and ``groups``
+mean what they mean in ``nn.ConvNd``.
+
+Bias: bitorch 0.4.1 accepted ``bias=True`` (the ``nn.ConvNd`` default) and then never
+used it, a parameter that silently did nothing. Here ``bias`` defaults to ``False`` (a
+binary convolution is normally followed by BatchNorm, which has its own shift); with
+``bias=True`` the (full-precision) bias is added after the convolution, as a user of
+``nn.ConvNd`` expects. A bitorch 0.4.1 checkpoint therefore carries conv ``bias`` entries
+that bitorch ignored: drop them before loading it into a layer built with ``bias=False``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from bitorch.layers.qactivation import check_threshold, gradient_cancellation, resolve_quantization
+from bitorch.quantizations import Quantization
+
+__all__ = ["QConv1d", "QConv2d", "QConv3d", "check_pad_value", "explicit_padding"]
+
+
+def check_pad_value(pad_value: Any, where: str) -> float:
+    """The constant the quantized input is padded with: a finite real number."""
+    if isinstance(pad_value, bool) or not isinstance(pad_value, (int, float)):
+        raise TypeError(f"{where}: pad_value must be a real number, got {type(pad_value).__name__}")
+    if not math.isfinite(pad_value):
+        raise ValueError(f"{where}: pad_value must be finite, got {pad_value!r}")
+    return float(pad_value)
+
+
+def explicit_padding(
+    padding: str | tuple[int, ...],
+    kernel_size: tuple[int, ...],
+    dilation: tuple[int, ...],
+    stride: tuple[int, ...],
+    where: str,
+) -> tuple[tuple[int, int], ...]:
+    """``(before, after)`` per spatial dimension for ``padding`` (ints, ``"same"``, ``"valid"``).
+
+    ``"same"`` (stride 1 only, as in ``nn.ConvNd``) pads ``dilation * (kernel - 1)`` in
+    total per dimension, the odd element after: ``before = total // 2``.
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return tuple((0, 0) for _ in kernel_size)
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(f"{where}: padding='same' needs stride 1, got stride {stride}")
+            totals = [d * (k - 1) for k, d in zip(kernel_size, dilation, strict=True)]
+            return tuple((t // 2, t - t // 2) for t in totals)
+        raise ValueError(
+            f"{where}: padding must be an int, a tuple, 'same' or 'valid', got {padding!r}"
+        )
+    return tuple((p, p) for p in padding)
+
+
+class _QConvNd:
+    """The shared part of :class:`QConv1d`, :class:`QConv2d` and :class:`QConv3d`."""
+
+    _conv = staticmethod(F.conv2d)
+
+    def _setup(
+        self,
+        *,
+        pad_value: float,
+        input_quantization: str | Quantization,
+        weight_quantization: str | Quantization,
+        gradient_cancellation_threshold: float,
+    ) -> None:
+        where = type(self).__name__
+        self.pad_value = check_pad_value(pad_value, where)
+        self.input_quantization = resolve_quantization(input_quantization, where)
+        self.weight_quantization = resolve_quantization(weight_quantization, where)
+        self.gradient_cancellation_threshold = check_threshold(
+            gradient_cancellation_threshold, where
+        )
+        pads = explicit_padding(self.padding, self.kernel_size, self.dilation, self.stride, where)
+        # F.pad lists the last dimension first.
+        self._pad = tuple(p for pair in reversed(pads) for p in pair)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, pad_value={self.pad_value}, "
+            f"gradient_cancellation_threshold={self.gradient_cancellation_threshold}"
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.input_quantization(gradient_cancellation(x, self.gradient_cancellation_threshold))
+        if any(self._pad):
+            x = F.pad(x, self._pad, mode="constant", value=self.pad_value)
+        weight = self.weight_quantization(self.weight)
+        y = self._conv(x, weight, None, self.stride, 0, self.dilation, self.groups)
+        if self.bias is not None:
+            y = y + self.bias.view(-1, *([1] * len(self.kernel_size)))
+        return y
+
+
+def _conv_doc(n: int) -> str:
+    return f"""{n}-d quantized convolution: ``nn.Conv{n}d`` with a quantized input and weight.
+
+    ``y = conv(pad(q_in(gc(x)), pad_value), q_w(weight)) (+ bias)``; ``gc`` is gradient
+    cancellation (gradient zeroed where ``|x| > gradient_cancellation_threshold``; ``0``
+    turns it off). ``padding`` is an int, a tuple, ``"same"`` or ``"valid"``; the padding
+    is always the constant ``pad_value`` (there is no ``padding_mode``). ``bias`` defaults
+    to ``False``; see :mod:`bitorch.layers.qconv`. Parameters and ``state_dict`` keys are
+    those of ``nn.Conv{n}d`` (``weight``, ``bias``).
+    """
+
+
+class QConv1d(_QConvNd, nn.Conv1d):
+    __doc__ = (
+        _conv_doc(1)
+        + """
+    >>> conv = QConv1d(1, 1, 2, padding=1)
+    >>> with torch.no_grad():
+    ...     _ = conv.weight.copy_(torch.tensor([[[0.5, -0.5]]]))
+    >>> conv(torch.tensor([[[0.3, -0.2]]]))
+    tensor([[[-2.,  2.,  0.]]], grad_fn=<ConvolutionBackward0>)
+    """
+    )
+
+    _conv = staticmethod(F.conv1d)
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int],
+        stride: int | tuple[int] = 1,
+        padding: str | int | tuple[int] = 0,
+        dilation: int | tuple[int] = 1,
+        groups: int = 1,
+        bias: bool = False,
+        *,
+        pad_value: float = -1.0,
+        input_quantization: str | Quantization = "sign",
+        weight_quantization: str | Quantization = "sign",
+        gradient_cancellation_threshold: float = 1.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        nn.Conv1d.__init__(
+            self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+            bias, device=device, dtype=dtype,
+        )  # fmt: skip
+        self._setup(
+            pad_value=pad_value,
+            input_quantization=input_quantization,
+            weight_quantization=weight_quantization,
+            gradient_cancellation_threshold=gradient_cancellation_threshold,
+        )
+
+
+class QConv2d(_QConvNd, nn.Conv2d):
+    __doc__ = (
+        _conv_doc(2)
+        + """
+    >>> conv = QConv2d(1, 1, 1, padding=1)
+    >>> with torch.no_grad():
+    ...     _ = conv.weight.fill_(0.25)
+    >>> conv(torch.tensor([[[[0.4]]]]))[0, 0]
+    tensor([[-1., -1., -1.],
+            [-1.,  1., -1.],
+            [-1., -1., -1.]], grad_fn=<SelectBackward0>)
+    """
+    )
+
+    _conv = staticmethod(F.conv2d)
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: str | int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = False,
+        *,
+        pad_value: float = -1.0,
+        input_quantization: str | Quantization = "sign",
+        weight_quantization: str | Quantization = "sign",
+        gradient_cancellation_threshold: float = 1.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        nn.Conv2d.__init__(
+            self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+            bias, device=device, dtype=dtype,
+        )  # fmt: skip
+        self._setup(
+            pad_value=pad_value,
+            input_quantization=input_quantization,
+            weight_quantization=weight_quantization,
+            gradient_cancellation_threshold=gradient_cancellation_threshold,
+        )
+
+
+class QConv3d(_QConvNd, nn.Conv3d):
+    __doc__ = (
+        _conv_doc(3)
+        + """
+    >>> conv = QConv3d(2, 4, 3, padding="same", groups=2)
+    >>> conv(torch.randn(1, 2, 5, 5, 5)).shape
+    torch.Size([1, 4, 5, 5, 5])
+    """
+    )
+
+    _conv = staticmethod(F.conv3d)
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int, int],
+        stride: int | tuple[int, int, int] = 1,
+        padding: str | int | tuple[int, int, int] = 0,
+        dilation: int | tuple[int, int, int] = 1,
+        groups: int = 1,
+        bias: bool = False,
+        *,
+        pad_value: float = -1.0,
+        input_quantization: str | Quantization = "sign",
+        weight_quantization: str | Quantization = "sign",
+        gradient_cancellation_threshold: float = 1.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        nn.Conv3d.__init__(
+            self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+            bias, device=device, dtype=dtype,
+        )  # fmt: skip
+        self._setup(
+            pad_value=pad_value,
+            input_quantization=input_quantization,
+            weight_quantization=weight_quantization,
+            gradient_cancellation_threshold=gradient_cancellation_threshold,
+        )

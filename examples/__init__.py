@@ -1,0 +1,1 @@
+"""Worked examples: one binary network trained with bitorch (PyTorch) and bitorch_jax (Flax)."""

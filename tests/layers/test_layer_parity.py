@@ -1,0 +1,114 @@
+"""Layer parity: bitorch layers (torch) vs bitorch_jax layers with converted weights.
+
+For every case of :data:`tests.layers.cases.CASES` (QLinear, QConv1d/2d/3d with stride,
+dilation, groups and padding variants, QActivation) the output, the input gradient and
+the weight and bias gradients agree, for float32 and float64:
+
+- outputs of sign-like quantizers are sums of +-1 products (plus one bias addition), so
+  they must be equal bit for bit; other outputs and every gradient within the layer
+  tolerance of ``parity_tests.tolerances`` (the reason is written there);
+- NaN positions are identical, and where ``|x| > threshold`` the input gradient is
+  exactly 0 in both frameworks;
+- the pure function, the linen class and the NNX class all give these results.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from parity_tests.tolerances import layer_tolerance
+from tests.layers.cases import (
+    CASE_IDS,
+    CASES,
+    Case,
+    make_arrays,
+    run_jax,
+    run_linen,
+    run_nnx,
+    run_torch,
+)
+
+
+def assert_layer_match(case: Case, got: dict, want: dict, dtype: str, where: str) -> None:
+    tol = layer_tolerance(dtype)
+    assert sorted(got) == sorted(want), f"{where}: compared {sorted(got)} vs {sorted(want)}"
+    for name in want:
+        a, b = np.asarray(got[name]), np.asarray(want[name])
+        assert a.shape == b.shape, f"{where} {name}: shape {a.shape} vs torch {b.shape}"
+        assert a.dtype == b.dtype, f"{where} {name}: dtype {a.dtype} vs torch {b.dtype}"
+        np.testing.assert_array_equal(
+            np.isnan(a), np.isnan(b), err_msg=f"{where} {name}: NaN positions differ"
+        )
+        if name == "y" and case.exact_forward:
+            np.testing.assert_array_equal(a, b, err_msg=f"{where} {name}: not bit-exact")
+        else:
+            np.testing.assert_allclose(
+                a, b, rtol=tol.rtol, atol=tol.atol, err_msg=f"{where} {name} ({tol.reason})"
+            )
+
+
+def assert_cancelled(case: Case, arrays: dict, result: dict, where: str) -> None:
+    """Where ``|x| > threshold > 0`` the input gradient is exactly zero."""
+    if case.threshold == 0:
+        return
+    cancelled = np.abs(arrays["x"]) > case.threshold
+    assert cancelled.any(), "the case table must put inputs past the threshold"
+    assert np.all(result["x_grad"][cancelled] == 0), f"{where}: gradient not cancelled"
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_pure_function_matches_torch(case: Case, dtype: str) -> None:
+    arrays = make_arrays(case, dtype)
+    layer, want = run_torch(case, arrays, dtype)
+    got = run_jax(case, layer, arrays)
+    assert_layer_match(case, got, want, dtype, f"{case.id} pure jit {dtype}")
+    assert_cancelled(case, arrays, want, "torch")
+    assert_cancelled(case, arrays, got, "jax")
+    # the gradients really depend on the cotangent (random, non-unit)
+    assert np.any(want["x_grad"] != 0)
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_flax_classes_match_torch(case: Case) -> None:
+    """linen and NNX classes hold the parameters; the math is the same pure function."""
+    arrays = make_arrays(case, "float32", seed=1)
+    layer, want = run_torch(case, arrays, "float32")
+    assert_layer_match(case, run_linen(case, layer, arrays), want, "float32", f"{case.id} linen")
+    assert_layer_match(case, run_nnx(case, layer, arrays), want, "float32", f"{case.id} nnx")
+
+
+def test_gpu_layers_match_torch_and_cpu(gpu, dtype: str) -> None:
+    """On a GPU: torch CUDA vs JAX GPU, and each framework's GPU vs its own CPU result."""
+    torch_device, jax_device = gpu
+    failures = []
+    for case in CASES:
+        arrays = make_arrays(case, dtype, seed=2)
+        layer, want_cpu = run_torch(case, arrays, dtype)
+        _, want_gpu = run_torch(case, arrays, dtype, torch_device)
+        got_gpu = run_jax(case, layer, arrays, jax_device)
+        got_cpu = run_jax(case, layer, arrays)
+        for label, got, want in (
+            ("jax-gpu vs torch-gpu", got_gpu, want_gpu),
+            ("torch-gpu vs torch-cpu", want_gpu, want_cpu),
+            ("jax-gpu vs jax-cpu", got_gpu, got_cpu),
+        ):
+            try:
+                assert_layer_match(case, got, want, dtype, f"{case.id} {label}")
+            except AssertionError as error:
+                failures.append(str(error))
+    assert not failures, "\n\n".join(failures)
+
+
+def test_case_table_covers_every_layer_and_variant() -> None:
+    """The table holds every layer kind and the argument variants the issue names."""
+    kinds = {case.n for case in CASES}
+    assert kinds == {-1, 0, 1, 2, 3}
+    convs = [c for c in CASES if c.n > 0]
+    assert any(c.stride != 1 for c in convs)
+    assert any(c.dilation != 1 for c in convs)
+    assert any(c.groups > 1 for c in convs)
+    assert {"same", "valid"} <= {c.padding for c in convs if isinstance(c.padding, str)}
+    assert any(c.pad_value != -1.0 for c in convs)
+    assert any(c.threshold == 0 for c in CASES) and any(c.bias for c in CASES)
+    assert any(c.batch == () for c in convs)
