@@ -4,6 +4,15 @@ Mirror of :mod:`bitorch.quantizations.base`. Each quantizer's math is one pure f
 built on :func:`jax.custom_vjp`; the :class:`Quantization` objects only call it. The
 objects are frozen dataclasses: immutable, hashable and callable, so they can be Flax
 module attributes and static arguments of :func:`jax.jit`.
+
+Reverse mode only: forward-mode autodiff of a quantizer (:func:`jax.jvp`,
+:func:`jax.jacfwd`, or calling the linear function that :func:`jax.linearize` returns)
+raises JAX's ``TypeError`` "can't apply forward-mode autodiff (jvp) to a custom_vjp
+function". This is a deliberate choice: ``jax.custom_vjp`` is what gives exact control
+over the residuals saved for the backward pass (nothing for a straight-through gradient,
+one byte per element for ``ste_heaviside``), and training needs only reverse mode
+(:func:`jax.grad`, :func:`jax.vjp`, :func:`jax.jacrev`). Forward-over-reverse
+(:func:`jax.hessian`) works: it differentiates the backward rule, which is plain JAX.
 """
 
 from __future__ import annotations
@@ -26,6 +35,9 @@ __all__ = [
     "check_bits",
     "check_beta",
     "compute_dtype",
+    "true_divide",
+    "negative_nonzero",
+    "positive_nonzero",
 ]
 
 _HALF_DTYPES = (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
@@ -66,7 +78,9 @@ def check_beta(beta: Any, quantizer: str) -> Any:
     """Validate ``beta``: finite and ``> 0``. A traced ``beta`` is passed on unchecked."""
     if isinstance(beta, jax.core.Tracer):
         return beta
-    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.number, np.ndarray, jax.Array)):
+    if isinstance(beta, bool) or not isinstance(
+        beta, (int, float, np.number, np.ndarray, jax.Array)
+    ):
         raise TypeError(f"{quantizer}: beta must be a real number, got {type(beta).__name__}")
     if np.ndim(beta) != 0 or not np.isrealobj(beta):
         raise TypeError(f"{quantizer}: beta must be a real scalar, got {beta!r}")
@@ -85,6 +99,44 @@ def compute_dtype(dtype: Any) -> jnp.dtype:
     return jnp.dtype(jnp.float32) if dtype in _HALF_DTYPES else dtype
 
 
+def true_divide(numerator: jax.Array, denominator: Any) -> jax.Array:
+    """``numerator / denominator`` rounded as IEEE division, also for a scalar denominator.
+
+    XLA's algebraic simplifier rewrites division by a broadcast scalar into multiplication
+    by its reciprocal, which can be 1 ulp off the IEEE quotient that NumPy and PyTorch give
+    (float32 ``14 / 15`` is one case), and a DoReFa level must be exact. Dividing by
+    ``numerator * 0 + denominator`` (XLA does not fold ``x * 0`` for floats) keeps it a
+    true elementwise division. That divisor equals ``denominator`` where ``numerator`` is
+    finite and is NaN where it is NaN; callers never pass an infinite numerator.
+    """
+    return numerator / (numerator * 0 + denominator)
+
+
+_INT_OF_WIDTH = {2: (jnp.int16, jnp.uint16), 4: (jnp.int32, jnp.uint32), 8: (jnp.int64, jnp.uint64)}
+
+# XLA on CPU treats subnormal inputs as zero in float comparisons (``-1e-45 < 0`` is False
+# there), while NumPy and PyTorch do not. The two helpers below read the sign from the bit
+# pattern instead, with one integer comparison each: a form LLVM does not turn back into a
+# float comparison (``(bits & 0x7fffffff) != 0`` it does, inside a fused jit kernel).
+
+
+def negative_nonzero(x: jax.Array) -> jax.Array:
+    """``x < 0`` exactly as IEEE defines it, subnormals included.
+
+    A NaN with its sign bit set counts as negative: callers handle NaN first.
+    """
+    width = jnp.dtype(x.dtype).itemsize
+    bits = jax.lax.bitcast_convert_type(x, _INT_OF_WIDTH[width][1])
+    return bits > jnp.asarray(1 << (8 * width - 1), bits.dtype)
+
+
+def positive_nonzero(x: jax.Array) -> jax.Array:
+    """``x > 0`` exactly as IEEE defines it, subnormals included (see :func:`negative_nonzero`)."""
+    width = jnp.dtype(x.dtype).itemsize
+    bits = jax.lax.bitcast_convert_type(x, _INT_OF_WIDTH[width][0])
+    return bits > 0
+
+
 def straight_through(
     forward: Callable[..., jax.Array] | None = None, *, static_argnums: Sequence[int] = ()
 ) -> Any:
@@ -95,6 +147,8 @@ def straight_through(
     Arguments at ``static_argnums`` (such as ``bits``) must be hashable Python values;
     the rest may be traced arrays. Nothing is saved for the backward pass. The output
     must have the shape and dtype of ``x``. Use as a decorator, with or without arguments.
+    Like every ``custom_vjp`` function it supports reverse mode only: :func:`jax.jvp` on it
+    raises ``TypeError`` (see the module docstring).
 
     Example::
 

@@ -14,6 +14,7 @@ from bitorch_jax.quantizations.base import (
     check_float_array,
     compute_dtype,
     straight_through,
+    true_divide,
 )
 from bitorch_jax.quantizations.config import config
 
@@ -24,7 +25,7 @@ __all__ = ["InputDoReFa", "WeightDoReFa", "input_dorefa", "weight_dorefa"]
 def _input_dorefa(x: jax.Array, bits: int) -> jax.Array:
     n = 2**bits - 1
     xf = x.astype(compute_dtype(x.dtype))
-    return (jnp.round(jnp.clip(xf, 0, 1) * n) / n).astype(x.dtype)
+    return true_divide(jnp.round(jnp.clip(xf, 0, 1) * n), n).astype(x.dtype)
 
 
 @straight_through(static_argnums=(1,))
@@ -34,8 +35,11 @@ def _weight_dorefa(x: jax.Array, bits: int) -> jax.Array:
     n = 2**bits - 1
     t = jnp.tanh(x.astype(compute_dtype(x.dtype)))
     m = jnp.max(jnp.abs(t))
-    scaled = t / jnp.where(m == 0, jnp.ones((), t.dtype), 2 * m)
-    return (2 * jnp.round((scaled + 0.5) * n) / n - 1).astype(x.dtype)
+    # A NaN anywhere makes m NaN (SPEC.md). Said explicitly: XLA on CPU drops NaN from
+    # max-reductions of 4096 or more elements (seen with jax 0.10.2).
+    m = jnp.where(jnp.any(jnp.isnan(t)), jnp.full((), jnp.nan, t.dtype), m)
+    scaled = true_divide(t, jnp.where(m == 0, jnp.ones((), t.dtype), 2 * m))
+    return (true_divide(2 * jnp.round((scaled + 0.5) * n), n) - 1).astype(x.dtype)
 
 
 def input_dorefa(x: jax.Array, bits: int | None = None) -> jax.Array:
@@ -65,7 +69,9 @@ def weight_dorefa(x: jax.Array, bits: int | None = None) -> jax.Array:
     Array([-1., -1.,  1.], dtype=float32)
     """
     x = check_float_array(x, "weightdorefa")
-    return _weight_dorefa(x, check_bits(config.dorefa_bits if bits is None else bits, "weightdorefa"))
+    return _weight_dorefa(
+        x, check_bits(config.dorefa_bits if bits is None else bits, "weightdorefa")
+    )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

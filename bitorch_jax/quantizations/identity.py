@@ -17,6 +17,7 @@ _identity = straight_through(lambda x: x)
 def identity(x: jax.Array) -> jax.Array:
     """``q(x) = x``, ``dq/dx = 1`` (NaN and ``±inf`` pass through): the STE itself.
 
+    >>> import jax.numpy as jnp
     >>> identity(jnp.array([-0.3, 0.7]))
     Array([-0.3,  0.7], dtype=float32)
     """

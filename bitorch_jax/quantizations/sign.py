@@ -8,7 +8,12 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from bitorch_jax.quantizations.base import Quantization, check_float_array, straight_through
+from bitorch_jax.quantizations.base import (
+    Quantization,
+    check_float_array,
+    negative_nonzero,
+    straight_through,
+)
 
 __all__ = ["Sign", "sign", "sign_values"]
 
@@ -16,10 +21,11 @@ __all__ = ["Sign", "sign", "sign_values"]
 def sign_values(x: jax.Array) -> jax.Array:
     """``+1`` where ``x >= 0``, ``-1`` where ``x < 0``, NaN where ``x`` is NaN; dtype of ``x``.
 
-    Shared forward of ``sign``, ``approx_sign`` and ``swish_sign``.
+    Shared forward of ``sign``, ``approx_sign`` and ``swish_sign``. The sign is read from
+    the bits, so negative subnormals give ``-1`` also where XLA treats subnormals as zero.
     """
     one = jnp.ones((), x.dtype)
-    return jnp.where(x < 0, -one, jnp.where(x >= 0, one, x))
+    return jnp.where(jnp.isnan(x), x, jnp.where(negative_nonzero(x), -one, one))
 
 
 _sign = straight_through(sign_values)

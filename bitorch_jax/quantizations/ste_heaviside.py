@@ -8,7 +8,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from bitorch_jax.quantizations.base import Quantization, check_float_array
+from bitorch_jax.quantizations.base import Quantization, check_float_array, positive_nonzero
 
 __all__ = ["SteHeaviside", "ste_heaviside"]
 
@@ -18,8 +18,10 @@ _ZERO, _PASS, _NAN = 0, 1, 2
 
 
 def _heaviside_values(x: jax.Array) -> jax.Array:
+    # The sign is read from the bits: positive subnormals give +1 also where XLA treats
+    # subnormals as zero (as it does on CPU).
     one = jnp.ones((), x.dtype)
-    return jnp.where(x > 0, one, jnp.where(x <= 0, -one, x))
+    return jnp.where(jnp.isnan(x), x, jnp.where(positive_nonzero(x), one, -one))
 
 
 def heaviside_grad_code(x: jax.Array) -> jax.Array:

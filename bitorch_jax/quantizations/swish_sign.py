@@ -57,7 +57,7 @@ def swish_sign(x: jax.Array, beta: Any = None) -> jax.Array:
     scalar (for an annealed ``beta``), which gets no gradient and is not validated.
 
     >>> jax.grad(lambda x: swish_sign(x, 5.0).sum())(jnp.array([0.0, 0.3]))
-    Array([5.      , 1.561837], dtype=float32)
+    Array([5.       , 1.5619757], dtype=float32)
     """
     x = check_float_array(x, "swishsign")
     beta = check_beta(config.beta if beta is None else beta, "swishsign")
