@@ -55,7 +55,7 @@ mode, and a float64 tensor with x64 off is an error, not a silent cast to float3
 >>> import torch
 >>> from bitorch.layers import QLinear
 >>> variables = torch_to_linen(QLinear(3, 2).state_dict())
->>> {k: v.shape for k, v in variables["params"].items()}
+>>> {k: v.shape for k, v in sorted(variables["params"].items())}
 {'bias': (2,), 'kernel': (3, 2)}
 """
 
@@ -320,9 +320,28 @@ def torch_to_linen(
     return variables
 
 
-def _nnx_variables(model: nnx.Module) -> dict[tuple[str, Path, str], Any]:
+def _get_value(variable: nnx.Variable) -> Any:
+    # Variable.get_value/set_value (flax >= 0.12, where .value is deprecated); .value before
+    return variable.get_value() if hasattr(variable, "get_value") else variable.value
+
+
+def _set_value(variable: nnx.Variable, value: Any) -> None:
+    if hasattr(variable, "set_value"):
+        variable.set_value(value)
+    else:
+        variable.value = value
+
+
+def _flat_state(model: nnx.Module) -> Any:
+    state = nnx.state(model)
+    if hasattr(nnx, "to_flat_state"):
+        return state, nnx.to_flat_state(state)
+    return state, state.flat_state()
+
+
+def _nnx_variables(flat_state: Any) -> dict[tuple[str, Path, str], Any]:
     found = {}
-    for path, variable in nnx.to_flat_state(nnx.state(model)):
+    for path, variable in flat_state:
         if isinstance(variable, nnx.BatchStat):
             collection = "batch_stats"
         elif isinstance(variable, nnx.Param):
@@ -350,8 +369,10 @@ def torch_to_nnx(
     Returns ``model``.
     """
     flat = _torch_to_flat(source, name_map)
-    state = nnx.state(model)
-    targets = _nnx_variables(model)
+    # one state: its variables are written, then the model is updated from it (in flax
+    # >= 0.12 they are the model's own variables, before that they were copies)
+    state, flat_state = _flat_state(model)
+    targets = _nnx_variables(flat_state)
     # matched by path; the collection is checked below so that a mismatch reads clearly
     by_path = {(p, leaf): (c, v) for (c, p, leaf), v in targets.items()}
     unexpected = [".".join((*p, leaf)) for (_, p, leaf) in flat if (p, leaf) not in by_path]
@@ -366,7 +387,7 @@ def torch_to_nnx(
     for (collection, path, leaf), array in flat.items():
         key = ".".join((*path, leaf))
         target_collection, variable = by_path[(path, leaf)]
-        current = variable.get_value()
+        current = _get_value(variable)
         if target_collection != collection:
             raise ValueError(f"convert: {key!r} is a {collection} entry in torch but not in NNX")
         # Flax creates BatchNorm statistics in float32 whatever param_dtype is; they take
@@ -379,7 +400,7 @@ def torch_to_nnx(
             )
         updates.append((variable, _to_jax(array, key)))
     for variable, value in updates:
-        variable.set_value(value)
+        _set_value(variable, value)
     nnx.update(model, state)
     return model
 
@@ -471,5 +492,6 @@ def nnx_to_torch(
 
     ``template`` and ``name_map`` as in :func:`linen_to_torch`.
     """
-    flat = {key: variable.get_value() for key, variable in _nnx_variables(model).items()}
+    variables = _nnx_variables(_flat_state(model)[1])
+    flat = {key: _get_value(variable) for key, variable in variables.items()}
     return _flat_to_torch(flat, name_map, template)

@@ -52,6 +52,7 @@ updates ``running_var`` with the unbiased batch variance, Flax with the biased o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -316,7 +317,9 @@ def make_jax_train_step(
     so a call costs little more than the compiled computation.
     """
     net.train()
-    return nnx.cached_partial(_jax_train_step, net, optimizer)
+    if hasattr(nnx, "cached_partial"):  # flax >= 0.11
+        return nnx.cached_partial(_jax_train_step, net, optimizer)
+    return functools.partial(_jax_train_step, net, optimizer)
 
 
 @nnx.jit

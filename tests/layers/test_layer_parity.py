@@ -30,7 +30,10 @@ from tests.layers.cases import (
 )
 
 
-def assert_layer_match(case: Case, got: dict, want: dict, dtype: str, where: str) -> None:
+def assert_layer_match(
+    case: Case, got: dict, want: dict, dtype: str, where: str, *, exact_forward: bool = True
+) -> None:
+    """Compare every result; ``exact_forward=False`` uses the tolerance for outputs too."""
     tol = layer_tolerance(dtype)
     assert sorted(got) == sorted(want), f"{where}: compared {sorted(got)} vs {sorted(want)}"
     for name in want:
@@ -40,7 +43,7 @@ def assert_layer_match(case: Case, got: dict, want: dict, dtype: str, where: str
         np.testing.assert_array_equal(
             np.isnan(a), np.isnan(b), err_msg=f"{where} {name}: NaN positions differ"
         )
-        if name == "y" and case.exact_forward:
+        if name == "y" and case.exact_forward and exact_forward:
             np.testing.assert_array_equal(a, b, err_msg=f"{where} {name}: not bit-exact")
         else:
             np.testing.assert_allclose(
@@ -94,7 +97,11 @@ def test_gpu_layers_match_torch_and_cpu(gpu, dtype: str) -> None:
             ("jax-gpu vs jax-cpu", got_gpu, got_cpu),
         ):
             try:
-                assert_layer_match(case, got, want, dtype, f"{case.id} {label}")
+                # GPU convolution algorithms (Winograd, FFT) round even integer-valued sums,
+                # so GPU outputs are compared within the tolerance, not bit for bit
+                assert_layer_match(
+                    case, got, want, dtype, f"{case.id} {label}", exact_forward=False
+                )
             except AssertionError as error:
                 failures.append(str(error))
     assert not failures, "\n\n".join(failures)
