@@ -70,7 +70,10 @@ def jax_x64(dtype: Any) -> Iterator[None]:
     if dtype_name(dtype) != "float64":
         yield
         return
-    with jax.enable_x64(True):
+    scope = getattr(jax, "enable_x64", None)
+    if scope is None:  # older JAX releases
+        from jax.experimental import enable_x64 as scope
+    with scope(True):
         yield
 
 

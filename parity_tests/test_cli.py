@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import numpy as np
 import pytest
 
 import parity_tests.api as api
@@ -109,3 +110,21 @@ def test_gpu_code_path_with_the_cpu_standing_in(monkeypatch):
     ]
     assert report.ok, str(report)
     assert report[1].max_grad_diff == 0 and report[2].max_grad_diff == 0
+
+
+def test_float64_runs_in_x64_mode_only_inside_the_runner():
+    import jax
+
+    assert not jax.config.jax_enable_x64
+    case = registry_cases(["swishsign"])[0]
+    (result,) = api.run_case(case, dtype="float64", shape=(50,))
+    assert result.ok and result.max_grad_diff < 1e-12  # float32 would differ by ~1e-7
+    assert not jax.config.jax_enable_x64
+    x = backends.run_jax(
+        backends.jax_runner(case.jax_fn),
+        [np.ones(3)],
+        [np.ones(3)],
+        "cpu",
+    )
+    assert x[0][0].dtype == "float64" and x[0][1].dtype == "float64"
+    assert not jax.config.jax_enable_x64
