@@ -60,7 +60,7 @@ class SwishSign(Quantization):
 
     >>> x = torch.tensor([0.0, 0.3], requires_grad=True)
     >>> SwishSign(beta=5.0)(x).sum().backward(); x.grad
-    tensor([5.0000, 1.5618])
+    tensor([5.0000, 1.5620])
     """
 
     name = "swishsign"
