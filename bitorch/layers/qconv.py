@@ -60,6 +60,13 @@ def explicit_padding(
         raise ValueError(
             f"{where}: padding must be an int, a tuple, 'same' or 'valid', got {padding!r}"
         )
+    if len(padding) != len(kernel_size) or any(
+        isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in padding
+    ):
+        raise ValueError(
+            f"{where}: padding must be one int >= 0 or {len(kernel_size)} ints >= 0, "
+            f"got {padding!r}"
+        )
     return tuple((p, p) for p in padding)
 
 

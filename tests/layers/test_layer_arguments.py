@@ -112,6 +112,15 @@ def test_bad_conv_arguments(builder, kwargs, error, text) -> None:
         CONV_BUILDERS[builder](**kwargs)
 
 
+@pytest.mark.parametrize("padding", [-1, (1, 2, 3), (1, -1)])
+def test_bad_padding_is_refused_not_cropped(padding) -> None:
+    """nn.Conv2d accepts these; F.pad would crop (negative) or pad the channels (3 values)."""
+    with pytest.raises(ValueError, match="padding"):
+        QConv2d(2, 2, 3, padding=padding)
+    with pytest.raises((ValueError, TypeError), match="padding"):
+        q_conv(jnp.ones((1, 5, 5, 2)), jnp.ones((3, 3, 2, 3)), padding=padding)
+
+
 def test_unknown_name_lists_the_known_names() -> None:
     with pytest.raises(ValueError, match="sign") as torch_error:
         QLinear(2, 2, input_quantization="nope")
