@@ -148,28 +148,24 @@ def run_jax(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Run a :func:`jax_runner` on ``device`` for every ``(x, g)``; x64 only for float64.
 
-    The arrays go in rounds, the r-th array of each distinct shape together, so a call
-    with many arrays of few shapes compiles few programs (a repeated round is a cache hit).
+    The arrays go in rounds, the r-th array of each distinct shape together, and a shape
+    with fewer arrays repeats its last one (that result is dropped): every round has the
+    same shapes, so JAX compiles one program for the whole call.
     """
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, x in enumerate(xs):
         by_shape.setdefault(np.shape(x), []).append(i)
-    rounds: list[list[int]] = []
-    for indices in by_shape.values():
-        for r, i in enumerate(indices):
-            if r == len(rounds):
-                rounds.append([])
-            rounds[r].append(i)
+    n_rounds = max((len(v) for v in by_shape.values()), default=0)
     out: list[Any] = [None] * len(xs)
-    if not xs:
-        return out
-    with jax_x64(xs[0].dtype):
+    with jax_x64(xs[0].dtype if xs else "float32"):
         dev = _jax_device(device)
-        for members in rounds:
+        for r in range(n_rounds):
+            members = [v[min(r, len(v) - 1)] for v in by_shape.values()]
             results = runner(
                 tuple(jax.device_put(xs[i], dev) for i in members),
                 tuple(jax.device_put(gs[i], dev) for i in members),
             )
             for i, (y, grad) in zip(members, results, strict=True):
-                out[i] = (np.asarray(y), np.asarray(grad))
+                if out[i] is None:
+                    out[i] = (np.asarray(y), np.asarray(grad))
     return out

@@ -1,28 +1,26 @@
 """Hypothesis property tests: shapes, dtypes and values drawn at random, parity must hold.
 
 Subnormal inputs are not drawn: XLA flushes subnormals to zero (on CPU and GPU) where
-PyTorch keeps them, so they have their own tests (``test_subnormal*`` below and the flip
-tests in ``test_detects_bugs.py``) instead of turning up here at random.
+PyTorch keeps them, so they have their own tests (``test_subnormal*`` in
+``test_parity_matrix.py`` and the flip tests in ``test_detects_bugs.py``) instead of
+turning up here at random.
 """
 
 from __future__ import annotations
 
-import functools
-
 import ml_dtypes
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from parity_tests.api import compare, run_case, run_case_groups
+from parity_tests.api import compare, run_case
 from parity_tests.cases import registry_cases
 from parity_tests.tolerances import DTYPES
 
 CASES = registry_cases()
 SETTINGS = settings(
-    max_examples=20,
+    max_examples=15,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -76,48 +74,3 @@ def test_user_api_on_drawn_inputs(data):
         params=case.params,
     )
     assert report.ok, str(report)
-
-
-SUBNORMALS = {
-    "float32": {
-        "mixed": np.array([1e-45, -1e-45, 3e-39, -3e-39, 0.7, -1.3, 0.0], np.float32),
-        "only": np.array([1e-45, -3e-45, 1e-40, 0.0], np.float32),
-    },
-    "float64": {
-        "mixed": np.array([5e-324, -5e-324, 1e-310, -1e-310, 0.7, -1.3, 0.0]),
-        "only": np.array([5e-324, -1e-320, 1e-310, 0.0]),
-    },
-}
-FTZ_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="known difference, reported: bitorch_jax weightdorefa on an array whose |x| are all "
-    "subnormal; XLA flushes tanh(x) to 0, so max|tanh| is 0 and the all-zero rule applies, "
-    "while torch keeps the subnormals (strict: passes once fixed)",
-)
-
-
-@functools.cache
-def _subnormal_rows(index: int, dtype: str) -> dict:
-    groups = {k: [v] for k, v in SUBNORMALS[dtype].items()}
-    return run_case_groups(CASES[index], dtype=dtype, groups=groups)
-
-
-@pytest.mark.parametrize("dtype", list(SUBNORMALS))
-@pytest.mark.parametrize("index", range(len(CASES)), ids=[c.label for c in CASES])
-def test_subnormals_next_to_normal_values(index, dtype):
-    """Subnormals among normal values: every quantizer agrees (sign-like thresholds read
-    the sign bit; a flip at 0 would be counted, never a failure)."""
-    (result,) = _subnormal_rows(index, dtype)["mixed"]
-    assert result.ok, str(result)
-
-
-@pytest.mark.parametrize("dtype", list(SUBNORMALS))
-@pytest.mark.parametrize(
-    "index",
-    [pytest.param(i, marks=FTZ_XFAIL if c.name == "weightdorefa" else ()) for i, c in
-     enumerate(CASES)],
-    ids=[c.label for c in CASES],
-)  # fmt: skip
-def test_subnormal_only_inputs(index, dtype):
-    (result,) = _subnormal_rows(index, dtype)["only"]
-    assert result.ok, str(result)
