@@ -55,6 +55,7 @@ def _weight_dorefa_pre_round(x: np.ndarray, bits: int) -> np.ndarray:
     """``(t / (2m) + 0.5) * n`` in the compute dtype (empty for empty input)."""
     n = 2**bits - 1
     t = np.tanh(_up(x))
+    t = np.where(np.abs(t) < np.finfo(t.dtype).tiny, t.dtype.type(0), t)  # subnormals -> 0
     if t.size == 0:
         return t
     m = np.max(np.abs(t))  # NaN-propagating
@@ -125,9 +126,7 @@ def oracle(key: str, **params) -> Oracle:
     if key == "approxsign":
         return Oracle(key, params, _sign, _grad_approx_sign, _up, "zero")
     if key == "swishsign":
-        return Oracle(
-            key, params, _sign, lambda x, g: _grad_swish_sign(x, g, beta), _up, "zero"
-        )
+        return Oracle(key, params, _sign, lambda x, g: _grad_swish_sign(x, g, beta), _up, "zero")
     if key == "steheaviside":
         return Oracle(key, params, _heaviside, _grad_heaviside, _up, "zero")
     if key == "inputdorefa":
@@ -152,4 +151,3 @@ def oracle(key: str, **params) -> Oracle:
     if key == "identity":
         return Oracle(key, params, lambda x: np.array(x, copy=True), _pass, None, None)
     raise KeyError(f"no NumPy oracle for {key!r}")
-

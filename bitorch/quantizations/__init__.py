@@ -65,7 +65,9 @@ def register_custom_quantization(cls: type[Quantization]) -> type[Quantization]:
     subclass and ``ValueError`` if its name is missing or already taken by another class.
     """
     if not (isinstance(cls, type) and issubclass(cls, Quantization)):
-        raise TypeError(f"register_custom_quantization expects a Quantization subclass, got {cls!r}")
+        raise TypeError(
+            f"register_custom_quantization expects a Quantization subclass, got {cls!r}"
+        )
     key = cls.name
     if not isinstance(key, str) or not key or key == Quantization.name:
         raise ValueError(f"{cls.__name__} needs a class attribute `name` (its registry key)")

@@ -43,7 +43,8 @@ class WeightDoReFaFunction(STE):
     ``t = tanh(x)``, ``m = max|t|`` over the whole tensor (a constant for the gradient),
     ``q(x) = 2 * round((t / (2m) + 0.5) * n) / n - 1`` with ``n = 2**bits - 1``. When
     ``m == 0`` (all-zero input) ``t / (2m)`` is taken as ``0``; a NaN anywhere makes ``m``
-    and so the whole output NaN; an empty input gives an empty output.
+    and so the whole output NaN; an empty input gives an empty output. Subnormal values
+    of ``t`` (in the compute dtype) are taken as ``0`` before ``m`` is formed.
     ``dq/dx = 1``: plain STE.
     """
 
@@ -53,6 +54,9 @@ class WeightDoReFaFunction(STE):
             return input_tensor.clone()
         n = 2**bits - 1
         t = torch.tanh(input_tensor.to(compute_dtype(input_tensor.dtype)))
+        # Subnormal tanh values count as 0 (XLA on CPU flushes them; defined the same in
+        # both frameworks by flushing them explicitly).
+        t = torch.where(t.abs() < torch.finfo(t.dtype).tiny, 0.0, t)
         m = t.abs().max()
         scaled = t / torch.where(m == 0, 1.0, 2 * m)
         return (2 * torch.round((scaled + 0.5) * n) / n - 1).to(input_tensor.dtype)

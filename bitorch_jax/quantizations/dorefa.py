@@ -34,6 +34,9 @@ def _weight_dorefa(x: jax.Array, bits: int) -> jax.Array:
         return x
     n = 2**bits - 1
     t = jnp.tanh(x.astype(compute_dtype(x.dtype)))
+    # Subnormal tanh values count as 0: XLA on CPU flushes them, PyTorch keeps them, so
+    # the result is defined the same way everywhere by flushing them explicitly.
+    t = jnp.where(jnp.abs(t) < jnp.finfo(t.dtype).tiny, jnp.zeros((), t.dtype), t)
     m = jnp.max(jnp.abs(t))
     # A NaN anywhere makes m NaN (SPEC.md). Said explicitly: XLA on CPU drops NaN from
     # max-reductions of 4096 or more elements (seen with jax 0.10.2).
@@ -62,7 +65,8 @@ def weight_dorefa(x: jax.Array, bits: int | None = None) -> jax.Array:
     ``t = tanh(x)``, ``m = max|t|`` over the whole array (a constant for the gradient),
     ``q(x) = 2 * round((t / (2m) + 0.5) * n) / n - 1`` with ``n = 2**bits - 1``. When
     ``m == 0`` (all-zero input) ``t / (2m)`` is taken as ``0``; a NaN anywhere makes ``m``
-    and so the whole output NaN; an empty input gives an empty output.
+    and so the whole output NaN; an empty input gives an empty output. Subnormal values
+    of ``t`` (in the compute dtype) are taken as ``0`` before ``m`` is formed.
     ``dq/dx = 1``: plain STE. ``bits`` as in :func:`input_dorefa`.
 
     >>> weight_dorefa(jnp.array([-0.3, 0.0, 0.7]), bits=1)
