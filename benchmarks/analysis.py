@@ -11,6 +11,7 @@ import statistics
 from typing import Any
 
 from benchmarks.cases import CASES
+from benchmarks.report import fmt_ms
 
 __all__ = ["intro_markdown", "analysis_markdown"]
 
@@ -18,7 +19,7 @@ REPRODUCE = """\
 ## How to reproduce
 
 ```bash
-pip install -e '.[dev,examples]'       # or run from the repository root with PYTHONPATH=.
+pip install torch==2.13.0 -e '.[dev]'   # or run from the repository root
 python -m benchmarks --malloc both --json benchmarks.json --markdown BENCHMARKS.md
 ```
 
@@ -133,6 +134,8 @@ def intro_markdown(result: dict[str, Any]) -> str:
         lines.append("")
     if not machine.get("gpu"):
         lines.append("GPU: not measured in this run (no GPU on this machine).")
+        lines.append("")
+    lines.append(REPRODUCE)
     return "\n".join(lines)
 
 
@@ -181,73 +184,156 @@ def _findings(result: dict[str, Any]) -> list[str]:
         prog = q.get("xla_program", {})
         plain, don = prog.get("jax", {}), prog.get("jax_donated", {})
         floor_bytes = q["floor"]["bytes_read_per_element"] + q["floor"]["bytes_written_per_element"]
+        probe = q.get("compute_probe") or {}
+        ns = probe.get("jax_ns_per_element")
+        projected = probe.get("projected_s_at_size")
         rows.append(
             f"| {q['quantizer']} | {floor_bytes} | "
             f"{_fmt(plain.get('bytes_accessed_per_element'))} "
             f"({plain.get('fusions', '-')} fused loops, {plain.get('copies', '-')} copies) | "
             f"{_fmt(don.get('bytes_accessed_per_element'))} "
             f"({don.get('fusions', '-')} fused loops, {don.get('copies', '-')} copies) | "
-            f"{_fmt(plain.get('transcendentals_per_element'))} |"
+            f"{_fmt(plain.get('transcendentals_per_element'))} | "
+            f"{_fmt(ns)} | {_fmt(None if projected is None else projected * 1e3)} | "
+            f"{fmt_ms(q['floor']['floor_s'])} |"
         )
     out += [
         "- **What XLA compiled** (`compiled.cost_analysis()` bytes accessed per element, "
-        "independent of load; float bytes per element of the floor for comparison):",
+        "independent of load, next to the floor's bytes), and **how much of the time is "
+        "arithmetic**: the jitted fwd+bwd on arrays of 2**18 elements, which stay in "
+        "cache (best of 15 samples of 20 calls), per element and scaled to the benchmark "
+        "size. Where that approaches the floor, the kernel is compute-bound, not "
+        "memory-bound, and no data layout can reach the memory floor:",
         "",
         "| quantizer | floor bytes/elem | jax: XLA bytes/elem | jax donated: XLA bytes/elem "
-        "| transcendentals/elem |",
-        "|---|---|---|---|---|",
+        "| transcendentals/elem | in-cache jax ns/elem | in-cache time x size, ms | floor ms |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
     ]
     return out
 
 
-ANALYSIS_NOTES = """\
-## Why targets are missed, and what would fix them
+def _by_key(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {q["key"]: q for q in result.get("quantizers", [])}
 
-- **Allocation, not the kernels.** At the default size every fresh 64 MiB output is an
-  `mmap` of pages the kernel zeroes on first touch (about one minor fault per 4 KiB page,
-  see the page-fault table), which costs more than writing the bytes themselves. The
-  floor, a bandwidth measurement into preallocated buffers, does not pay it; torch eager
-  and torch.compile pay it too. Measured against "floor + 2 new arrays", or with
-  freed memory reused (`--malloc both`), JAX comes much closer to the floor. Nothing in
-  bitorch_jax can avoid it for a standalone call: the XLA CPU client allocates every
-  output buffer anew. Inside a jitted training step the quantizer's arrays are XLA
-  temporaries (one buffer for the whole step), and `jax donated` shows the effect of
-  reusing the caller's buffer.
-- **The pass-through copy.** A plain jitted function must return `dx = g` as a new
-  buffer (a full read and write of the array plus a fresh allocation) where eager torch
-  returns `g` itself. The XLA table shows it: 16 bytes/element for `sign` plain, 8
-  donated. This is a property of the benchmark's boundary, not of the quantizer.
-- **weightdorefa reads `tanh(x)` from memory.** XLA computes `tanh(x)` once, writes it
-  to a temporary and reads it twice (for the maximum and for the quantization), instead of
-  reading `x` twice: 28 bytes/element instead of 20 in the plain program. A fix that
-  keeps the result bit for bit: take the maximum over `tanh(|x|)` instead of `|tanh(x)|`;
-  the two are different HLO instructions, so XLA fuses each into its consumer (20
-  bytes/element, checked with `cost_analysis`). It is exact because XLA's float32 `tanh`
-  is odd: `|tanh(x)| == tanh(|x|)` holds for all 2**31 non-negative float32 bit patterns
-  (checked exhaustively on this CPU). It was left out because the quantizer files were
-  being edited concurrently for parity fixes; it also matters little in training, where
-  weight tensors are small.
-- **steheaviside** moves 20 bytes/element in XLA against a floor of 18: inside one
-  program XLA recomputes the 1-byte code from `x` in the backward loop instead of
-  writing and reading it (4 bytes read instead of 1 + 1). Separate forward and backward
-  programs would store the int8 code, as the residual table shows.
-- **torch eager under load.** torch runs its kernels on an OpenMP team of
-  `torch.get_num_threads()` threads; when another process holds a core, the team waits
-  at every barrier, so eager torch (many small kernels per quantizer) slows down far more
-  than one fused XLA loop. On a busy machine this inflates the eager/JAX ratio; rerun on a
-  quiet machine, or compare with `--torch-threads 1`.
-- **GPU**: not measured here (no GPU on this machine). On a GPU machine, run
-  `python -m benchmarks --device gpu --json gpu.json --markdown BENCHMARKS-gpu.md`; the
-  floor kernels then run in torch on CUDA only.
-"""
+
+def _xla_bytes(q: dict[str, Any] | None, variant: str) -> str:
+    if not q:
+        return "-"
+    return _fmt(q.get("xla_program", {}).get(variant, {}).get("bytes_accessed_per_element"))
+
+
+def _floor_bytes(q: dict[str, Any] | None) -> str:
+    if not q:
+        return "-"
+    return str(q["floor"]["bytes_read_per_element"] + q["floor"]["bytes_written_per_element"])
+
+
+def _notes(result: dict[str, Any]) -> str:
+    qs = _by_key(result)
+    if not qs:
+        return ""
+    any_q = next(iter(qs.values()))
+    itemsize = {"float32": 4, "float64": 8}.get(any_q["dtype"], 2)
+    pages = any_q["size"] * itemsize // 4096
+    jax_faults = (
+        statistics.median(
+            q["times"]["jax"]["page_faults_per_call"] for q in qs.values() if "jax" in q["times"]
+        )
+        if any("jax" in q["times"] for q in qs.values())
+        else None
+    )
+    sign, wd, swish, appr, steh = (
+        qs.get(k) for k in ("sign", "weightdorefa", "swishsign", "approxsign", "steheaviside")
+    )
+    faults_text = "-" if jax_faults is None else f"{jax_faults:.0f}"
+    lines = ["## Why targets are missed, and what would fix them", ""]
+    lines.append(
+        "- **Allocation, not the kernels.** Every call of every framework returns new arrays. "
+        f"Above glibc's mmap threshold (32 MiB at most) each one is a fresh `mmap` of "
+        f"{pages} pages that the kernel zeroes and maps on first touch, one minor fault per "
+        f"4 KiB page: plain `jax` takes {faults_text} faults per call here (`y` and "
+        "`dx`). That costs more than writing the bytes. The floor, a bandwidth measurement "
+        "into preallocated buffers, does not pay it; torch pays it too (see the page-fault "
+        "table). The GLIBC_TUNABLES table (`--malloc both`) reruns the timings with freed "
+        "memory kept and reused: the same kernels then run near the floor. bitorch_jax "
+        "cannot avoid this for a standalone call, as XLA's CPU client allocates each output "
+        "anew; inside a jitted training step the quantizer's arrays are XLA temporaries."
+    )
+    lines.append(
+        "- **The pass-through copy.** For `sign`, `inputdorefa`, `weightdorefa` and "
+        "`identity` the gradient is `g` itself. Eager torch and torch.compile return `g` "
+        "(`dx is g`), so they move only `x` and `y`; a jitted JAX function must copy `g` "
+        "into a new output buffer unless `g` is donated. XLA's byte count for `sign`: "
+        f"{_xla_bytes(sign, 'jax')} bytes/element plain, {_xla_bytes(sign, 'jax_donated')} "
+        "donated. This is why torch.compile can beat plain `jax` on these quantizers, and "
+        "why `jax donated` is the like-for-like comparison with torch for them."
+    )
+    lines.append(
+        "- **identity** cannot be 2x faster than eager torch: eager torch does exactly the "
+        "minimum (one copy of `x` into `y`, `dx = g` for free), and so does `jax donated`."
+    )
+    if wd:
+        prog = wd.get("xla_program", {}).get("jax", {})
+        lines.append(
+            f"- **weightdorefa** moves {_xla_bytes(wd, 'jax')} bytes/element in XLA "
+            f"({prog.get('fusions', '-')} loops) against a floor of {_floor_bytes(wd)}: "
+            "XLA on CPU runs a reduction as its own loop (a YNNPACK reduce fusion in the "
+            "optimized HLO) over a *materialised* input, so `tanh(x)` is written to a "
+            "temporary and read back for the maximum and for the quantization, and the "
+            "explicit NaN check (XLA's CPU max-reduction drops NaN, SPEC.md wants it to "
+            "propagate) adds a boolean array and its reduction. Rewrites tried here "
+            "(maximum over `tanh(|x|)`, which equals `max|tanh x|` bit for bit since XLA's "
+            "float32 `tanh` is odd, checked over all 2**31 non-negative float32 values; a "
+            "single NaN-propagating `lax.reduce`) still left a materialised reduction "
+            "input (28 bytes/element) and were no faster. In training the quantized "
+            "tensors are weights, small next to activations."
+        )
+    if swish and appr:
+        ps = (swish.get("compute_probe") or {}).get("jax_ns_per_element")
+        pa = (appr.get("compute_probe") or {}).get("jax_ns_per_element")
+        trans = swish.get("xla_program", {}).get("jax", {}).get("transcendentals_per_element")
+        lines.append(
+            "- **swishsign is compute-bound.** It moves the same bytes as approxsign "
+            f"({_xla_bytes(swish, 'jax')} bytes/element in XLA) but its gradient needs "
+            f"`tanh` and `cosh` (XLA: "
+            f"{_fmt(trans)}"
+            " transcendental evaluations per element: `tanh`, and `cosh` as two `exp`) and "
+            f"a division. With the data in cache it takes {_fmt(ps)} ns/element against "
+            f"{_fmt(pa)} for approxsign: the arithmetic alone is a large share of the memory "
+            "floor, and the two do not fully overlap. A cheaper formula (one `expm1`, or "
+            "`cosh` from `tanh(bx/2)`) would change the rounding of the gradient (the "
+            "`1 - tanh**2` form loses all precision for large `|beta x|`), so the SPEC.md "
+            "formula is kept in both frameworks."
+        )
+    if steh:
+        lines.append(
+            f"- **steheaviside** moves {_xla_bytes(steh, 'jax')} bytes/element in XLA against "
+            f"a floor of {_floor_bytes(steh)}: inside one program XLA recomputes the 1-byte "
+            "code from `x` in the backward loop (reads 4 bytes) instead of writing and "
+            "reading it (1 + 1). Separate forward and backward programs store the int8 "
+            "code, as the residual table shows."
+        )
+    lines.append(
+        "- **torch eager on a busy machine.** torch runs each kernel on an OpenMP team of "
+        "`torch.get_num_threads()` threads; when another process holds a core, the team "
+        "waits at every barrier, so eager torch (several kernels per quantizer, many per "
+        "training step) slows down far more than one fused XLA loop. On a busy machine this "
+        "inflates the eager/JAX ratios; rerun on a quiet machine (or compare with "
+        "`--torch-threads 1`)."
+    )
+    lines.append(
+        "- **GPU**: not measured in this run. On a GPU machine: `python -m benchmarks "
+        "--device gpu --json gpu.json --markdown BENCHMARKS-gpu.md` (the floor kernels then "
+        "run in torch on CUDA only)."
+    )
+    return "\n".join(lines) + "\n"
 
 
 def analysis_markdown(result: dict[str, Any]) -> str:
     """Method, findings with this run's numbers, and the reasons for missed targets."""
     parts = [METHOD.format(traffic_table=_traffic_table())]
     parts.append("\n".join(_findings(result)))
-    parts.append(ANALYSIS_NOTES)
-    parts.append(REPRODUCE)
+    parts.append(_notes(result))
     return "\n".join(p for p in parts if p)

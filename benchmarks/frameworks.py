@@ -231,7 +231,7 @@ def jax_program_stats(case: Case, data: Data, *, donated: bool) -> dict[str, Any
 def _to_numpy(array: Any) -> np.ndarray:
     if isinstance(array, torch.Tensor):
         return array.detach().to(device="cpu", dtype=torch.float64).numpy()
-    return np.asarray(jnp.asarray(array, jnp.float32), dtype=np.float64)
+    return np.asarray(array).astype(np.float64)  # exact for every float dtype
 
 
 def check_agreement(reference: tuple[Any, Any], other: tuple[Any, Any], dtype: str) -> dict:

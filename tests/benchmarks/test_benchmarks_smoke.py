@@ -219,3 +219,31 @@ def test_training_part_reports_both_frameworks(tiny_run: tuple[dict, str]) -> No
     )
     assert training["jax"]["compile_s"] is not None
     assert "## Training step" in markdown
+
+
+def _x64_scope():
+    import jax
+
+    if hasattr(jax, "enable_x64"):
+        return jax.enable_x64(True)
+    from jax.experimental import enable_x64
+
+    return enable_x64()
+
+
+def test_check_agreement_compares_float64_jax_arrays_exactly() -> None:
+    import jax.numpy as jnp
+    import torch
+
+    third = 1.0 / 3.0
+    with _x64_scope():
+        y_jax = jnp.asarray([third, 1.0], dtype=jnp.float64)
+        dx_jax = jnp.asarray([0.5, third], dtype=jnp.float64)
+        y_torch = torch.tensor([third, 1.0], dtype=torch.float64)
+        dx_torch = torch.tensor([0.5, third], dtype=torch.float64)
+        same = check_agreement((y_torch, dx_torch), (y_jax, dx_jax), "float64")
+        # 1/3 rounded through float32 is not the float64 1/3: must count as a mismatch.
+        y_off = jnp.asarray([np.float32(third), 1.0], dtype=jnp.float64)
+        off = check_agreement((y_torch, dx_torch), (y_off, dx_jax), "float64")
+    assert same["forward_mismatches"] == 0 and same["gradient_mismatches"] == 0
+    assert off["forward_mismatches"] == 1
