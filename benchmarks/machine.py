@@ -72,6 +72,10 @@ def machine_info() -> dict[str, Any]:
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "cpu_model": cpu.get("Model name", platform.processor() or "unknown"),
+        "cpu_family_model_stepping": "/".join(
+            cpu.get(k, "?") for k in ("CPU family", "Model", "Stepping")
+        ),
+        "avx512": "avx512f" in cpu.get("Flags", "").split(),
         "cpus": os.cpu_count(),
         "threads_per_core": cpu.get("Thread(s) per core"),
         "l3_cache": cpu.get("L3 cache"),

@@ -77,31 +77,6 @@ def warm_up_compilers(*, torch_compile: bool = True) -> dict[str, float]:
     return out
 
 
-PROBE_SIZE = 2**18
-
-
-def compute_probe(case: Case, *, dtype: str, device: str, seed: int) -> dict[str, Any]:
-    """JAX fwd+bwd time per element on arrays small enough to stay in cache.
-
-    At ``PROBE_SIZE`` elements the four arrays fit in this CPU's caches, so the time per
-    element is mostly arithmetic (plus a little per-call overhead): the compute cost a
-    memory-bound kernel must hide. The best of several samples is taken, as the least
-    disturbed by other processes.
-    """
-    import time
-
-    data = make_data(PROBE_SIZE, dtype, device, seed=seed)
-    run = jax_fwd_bwd(case, data).run
-    run(None)
-    calls, best = 20, float("inf")
-    for _ in range(15):
-        start = time.perf_counter()
-        for _ in range(calls):
-            run(None)
-        best = min(best, (time.perf_counter() - start) / calls)
-    return {"size": PROBE_SIZE, "jax_ns_per_element": best / PROBE_SIZE * 1e9}
-
-
 def bench_quantizer(
     case: Case,
     *,
@@ -183,13 +158,6 @@ def bench_quantizer(
         "bandwidth_GBps": (reads + writes) * size / floor_s / 1e9 if floor_s > 0 else None,
         "why": case.why,
     }
-    probe = None
-    if "jax" in implementations:
-        try:
-            probe = compute_probe(case, dtype=dtype, device=device, seed=seed)
-            probe["projected_s_at_size"] = probe["jax_ns_per_element"] * 1e-9 * size
-        except Exception as err:  # diagnostics only
-            probe = {"error": _error_text(err)}
     med = {name: stats[name]["median_s"] for name in implementations if name in stats}
     compile_s = {name: first[name] - med[name] for name in _COMPILED if name in med}
     ratios: dict[str, float | None] = {}
@@ -217,5 +185,4 @@ def bench_quantizer(
         "errors": errors,
         "agreement_with_torch_eager": agreement,
         "xla_program": programs,
-        "compute_probe": probe,
     }

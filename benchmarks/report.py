@@ -32,7 +32,10 @@ def _fmt_s(value: float | None) -> str:
 def evaluate_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per (target, quantizer, JAX variant) with the measured value and ``met``."""
     rows = []
-    for q in result.get("quantizers", []):
+    reuse = (result.get("quantizers_malloc_reuse") or {}).get("quantizers") or []
+    runs = [(q, "") for q in result.get("quantizers", [])]
+    runs += [(q, " [memory reused]") for q in reuse]
+    for q, suffix in runs:
         ratios = q["ratios"]
         for variant in JAX_VARIANTS:
             if variant not in q["times"]:
@@ -57,7 +60,7 @@ def evaluate_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             for name, value, ok in checks:
                 rows.append(
                     {
-                        "target": name,
+                        "target": name + suffix,
                         "quantizer": q["quantizer"],
                         "value": value,
                         "met": None if value is None else bool(ok(value)),
@@ -318,8 +321,10 @@ def text_report(result: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-def markdown_report(result: dict[str, Any], *, intro: str = "", analysis: str = "") -> str:
-    """The whole BENCHMARKS.md: machine, reproduction, tables, targets, ``analysis``."""
+def markdown_report(
+    result: dict[str, Any], *, intro: str = "", method: str = "", analysis: str = ""
+) -> str:
+    """The whole BENCHMARKS.md: ``intro``, machine, ``method``, tables, targets, ``analysis``."""
     m = result["machine"]
     s = result["settings"]
     lines = ["# Benchmarks", ""]
@@ -328,7 +333,9 @@ def markdown_report(result: dict[str, Any], *, intro: str = "", analysis: str = 
     lines += [
         "## Machine and run",
         "",
-        f"- CPU: {m['cpu_model']}, {m['cpus']} logical CPUs ({m.get('threads_per_core')} thread(s) "
+        f"- CPU: {m['cpu_model']} (family/model/stepping "
+        f"{m.get('cpu_family_model_stepping', '?')}, AVX-512: {m.get('avx512', '?')}), "
+        f"{m['cpus']} logical CPUs ({m.get('threads_per_core')} thread(s) "
         f"per core), L3 {m.get('l3_cache')}, {m.get('memory_gib')} GiB RAM, "
         f"hypervisor: {m.get('hypervisor') or 'none'}",
         f"- GPU: {m.get('gpu') or 'none (GPU not measured in this run)'}",
@@ -342,6 +349,8 @@ def markdown_report(result: dict[str, Any], *, intro: str = "", analysis: str = 
         f"- Command: `{result['command']}`",
         "",
     ]
+    if method:
+        lines += [method, ""]
     for title, header, rows in _sections(result):
         lines += [f"## {title}", "", _md_table(header, rows), ""]
     if result.get("training", {}).get("error"):

@@ -247,3 +247,14 @@ def test_check_agreement_compares_float64_jax_arrays_exactly() -> None:
         off = check_agreement((y_torch, dx_torch), (y_off, dx_jax), "float64")
     assert same["forward_mismatches"] == 0 and same["gradient_mismatches"] == 0
     assert off["forward_mismatches"] == 1
+
+
+def test_reports_regenerate_from_saved_json(tiny_run: tuple[dict, str], tmp_path: Path) -> None:
+    from benchmarks.__main__ import main
+
+    result, markdown = tiny_run
+    saved = tmp_path / "saved.json"
+    saved.write_text(json.dumps(result))
+    again = tmp_path / "again.md"
+    assert main(["--from-json", str(saved), "--markdown", str(again)]) == 0
+    assert again.read_text() == markdown
