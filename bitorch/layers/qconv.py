@@ -75,14 +75,30 @@ class _QConvNd:
 
     _conv = staticmethod(F.conv2d)
 
-    def _setup(
+    def __init__(
         self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] = 1,
+        padding: str | int | tuple[int, ...] = 0,
+        dilation: int | tuple[int, ...] = 1,
+        groups: int = 1,
+        bias: bool = False,
         *,
-        pad_value: float,
-        input_quantization: str | Quantization,
-        weight_quantization: str | Quantization,
-        gradient_cancellation_threshold: float,
+        pad_value: float = -1.0,
+        input_quantization: str | Quantization = "sign",
+        weight_quantization: str | Quantization = "sign",
+        gradient_cancellation_threshold: float = 1.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
+        # The next class in the MRO is nn.Conv1d/2d/3d: its arguments, parameters and
+        # state_dict keys are kept as they are.
+        super().__init__(  # type: ignore[call-arg]
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            device=device, dtype=dtype,
+        )  # fmt: skip
         where = type(self).__name__
         self.pad_value = check_pad_value(pad_value, where)
         self.input_quantization = resolve_quantization(input_quantization, where)
@@ -137,35 +153,6 @@ class QConv1d(_QConvNd, nn.Conv1d):
 
     _conv = staticmethod(F.conv1d)
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int],
-        stride: int | tuple[int] = 1,
-        padding: str | int | tuple[int] = 0,
-        dilation: int | tuple[int] = 1,
-        groups: int = 1,
-        bias: bool = False,
-        *,
-        pad_value: float = -1.0,
-        input_quantization: str | Quantization = "sign",
-        weight_quantization: str | Quantization = "sign",
-        gradient_cancellation_threshold: float = 1.0,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        nn.Conv1d.__init__(
-            self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-            bias, device=device, dtype=dtype,
-        )  # fmt: skip
-        self._setup(
-            pad_value=pad_value,
-            input_quantization=input_quantization,
-            weight_quantization=weight_quantization,
-            gradient_cancellation_threshold=gradient_cancellation_threshold,
-        )
-
 
 class QConv2d(_QConvNd, nn.Conv2d):
     __doc__ = (
@@ -183,35 +170,6 @@ class QConv2d(_QConvNd, nn.Conv2d):
 
     _conv = staticmethod(F.conv2d)
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int] = 1,
-        padding: str | int | tuple[int, int] = 0,
-        dilation: int | tuple[int, int] = 1,
-        groups: int = 1,
-        bias: bool = False,
-        *,
-        pad_value: float = -1.0,
-        input_quantization: str | Quantization = "sign",
-        weight_quantization: str | Quantization = "sign",
-        gradient_cancellation_threshold: float = 1.0,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        nn.Conv2d.__init__(
-            self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-            bias, device=device, dtype=dtype,
-        )  # fmt: skip
-        self._setup(
-            pad_value=pad_value,
-            input_quantization=input_quantization,
-            weight_quantization=weight_quantization,
-            gradient_cancellation_threshold=gradient_cancellation_threshold,
-        )
-
 
 class QConv3d(_QConvNd, nn.Conv3d):
     __doc__ = (
@@ -224,32 +182,3 @@ class QConv3d(_QConvNd, nn.Conv3d):
     )
 
     _conv = staticmethod(F.conv3d)
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int, int],
-        stride: int | tuple[int, int, int] = 1,
-        padding: str | int | tuple[int, int, int] = 0,
-        dilation: int | tuple[int, int, int] = 1,
-        groups: int = 1,
-        bias: bool = False,
-        *,
-        pad_value: float = -1.0,
-        input_quantization: str | Quantization = "sign",
-        weight_quantization: str | Quantization = "sign",
-        gradient_cancellation_threshold: float = 1.0,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        nn.Conv3d.__init__(
-            self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-            bias, device=device, dtype=dtype,
-        )  # fmt: skip
-        self._setup(
-            pad_value=pad_value,
-            input_quantization=input_quantization,
-            weight_quantization=weight_quantization,
-            gradient_cancellation_threshold=gradient_cancellation_threshold,
-        )
