@@ -1,27 +1,16 @@
 """Fixtures of the bitorch_jax tests.
 
-float64 needs ``jax_enable_x64``. It is switched on only inside the ``x64`` fixture, with
-``jax.enable_x64`` (a context manager), never globally at import: every other test runs
-in JAX's default 32-bit mode, and the fixture checks that nothing leaks out.
+The scoped ``x64`` fixture (float64) is shared by all test folders: ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-import jax
 import pytest
 
 import bitorch_jax.quantizations as bq
 from bitorch_jax.quantizations import config
-
-
-@pytest.fixture
-def x64() -> Iterator[None]:
-    """Enable 64-bit JAX types for one test only."""
-    with jax.enable_x64(True):
-        yield
-    assert not jax.config.jax_enable_x64, "x64 leaked out of the x64 fixture"
 
 
 @pytest.fixture

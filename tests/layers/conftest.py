@@ -26,14 +26,6 @@ def dtype(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture
-def x64() -> Iterator[None]:
-    """64-bit JAX types for one test only."""
-    with jax.enable_x64(True):
-        yield
-    assert not jax.config.jax_enable_x64, "x64 leaked out of the x64 fixture"
-
-
-@pytest.fixture
 def gpu() -> Iterator[tuple[torch.device, jax.Device]]:
     """torch's CUDA device and JAX's GPU, TF32 off in torch; skips with a reason if absent."""
     if not torch.cuda.is_available():
