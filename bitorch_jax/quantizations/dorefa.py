@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
 from bitorch_jax.quantizations.base import (
+    _INT_OF_WIDTH,
     Quantization,
     check_bits,
     check_float_array,
@@ -28,19 +30,60 @@ def _input_dorefa(x: jax.Array, bits: int) -> jax.Array:
     return true_divide(jnp.round(jnp.clip(xf, 0, 1) * n), n).astype(x.dtype)
 
 
+def _max_abs(v: jax.Array) -> jax.Array:
+    """``max|v|`` over the whole array in one pass; NaN if any element is NaN.
+
+    It is an integer maximum over the bit patterns: for non-negative floats the order of the
+    patterns is the order of the values, NaN patterns above +inf's, and integer reductions
+    never drop a NaN (XLA on CPU drops NaN from float max-reductions of 4096 or more
+    elements, seen with jax 0.10.2). The signed maximum finds the largest non-negative
+    pattern (negative floats are negative integers), the unsigned one the largest pattern
+    with the sign bit set, i.e. the most negative float. Both ride one variadic reduction,
+    which XLA fuses with its producers into a single loop over ``v`` that writes nothing;
+    a plain ``jnp.max`` would first write its input to a temporary array. Reducing the rows
+    of a ``(rows, -1)`` view lets XLA split that loop over the CPU cores.
+    """
+    signed, unsigned = _INT_OF_WIDTH[v.dtype.itemsize]
+    rows = math.gcd(v.size, 64)
+    v = v.reshape(rows, v.size // rows)
+    smax, umax = jax.lax.reduce(
+        (jax.lax.bitcast_convert_type(v, signed), jax.lax.bitcast_convert_type(v, unsigned)),
+        (jnp.array(jnp.iinfo(signed).min, signed), jnp.array(0, unsigned)),
+        lambda p, q: (jnp.maximum(p[0], q[0]), jnp.maximum(p[1], q[1])),
+        (1,),
+    )
+    smax, umax = jnp.max(smax), jnp.max(umax)
+    sign_bit = jnp.array(1 << (8 * v.dtype.itemsize - 1), unsigned)
+    largest_negative = jnp.where(
+        umax >= sign_bit, (umax - sign_bit).astype(signed), jnp.zeros((), signed)
+    )
+    magnitude = jnp.maximum(jnp.maximum(smax, jnp.zeros((), signed)), largest_negative)
+    return jax.lax.bitcast_convert_type(magnitude, v.dtype)
+
+
+def _flushed_tanh(v: jax.Array) -> jax.Array:
+    """``tanh(v)`` with subnormal results taken as 0.
+
+    XLA on CPU flushes them, PyTorch keeps them, so the result is defined the same way
+    everywhere by flushing them explicitly.
+    """
+    t = jnp.tanh(v)
+    return jnp.where(jnp.abs(t) < jnp.finfo(t.dtype).tiny, jnp.zeros((), t.dtype), t)
+
+
 @straight_through(static_argnums=(1,))
 def _weight_dorefa(x: jax.Array, bits: int) -> jax.Array:
     if x.size == 0:
         return x
     n = 2**bits - 1
-    t = jnp.tanh(x.astype(compute_dtype(x.dtype)))
-    # Subnormal tanh values count as 0: XLA on CPU flushes them, PyTorch keeps them, so
-    # the result is defined the same way everywhere by flushing them explicitly.
-    t = jnp.where(jnp.abs(t) < jnp.finfo(t.dtype).tiny, jnp.zeros((), t.dtype), t)
-    m = jnp.max(jnp.abs(t))
-    # A NaN anywhere makes m NaN (SPEC.md). Said explicitly: XLA on CPU drops NaN from
-    # max-reductions of 4096 or more elements (seen with jax 0.10.2).
-    m = jnp.where(jnp.any(jnp.isnan(t)), jnp.full((), jnp.nan, t.dtype), m)
+    xf = x.astype(compute_dtype(x.dtype))
+    t = _flushed_tanh(xf)
+    # m = max|t| is taken over tanh(-x) = -tanh(x) (bit for bit: XLA's tanh is odd, checked
+    # over every float32). The different expression keeps XLA from writing tanh(x) to a
+    # temporary that both the reduction and the quantization read: each loop computes its
+    # own tanh, and x is read once for m and once to quantize. A NaN anywhere makes m NaN
+    # (SPEC.md).
+    m = _max_abs(_flushed_tanh(-xf))
     scaled = true_divide(t, jnp.where(m == 0, jnp.ones((), t.dtype), 2 * m))
     return (true_divide(2 * jnp.round((scaled + 0.5) * n), n) - 1).astype(x.dtype)
 

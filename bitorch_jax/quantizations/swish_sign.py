@@ -35,8 +35,16 @@ def _swish_sign_bwd(res: tuple[jax.Array, Any], g: jax.Array) -> tuple[jax.Array
     xf = x.astype(ct)
     beta = jnp.asarray(beta, ct)
     bx = beta * xf
-    factor = beta * (2 - bx * jnp.tanh(bx / 2)) / (1 + jnp.cosh(bx))
-    # Where beta*x overflows (x = ±inf or merely huge) the factor is inf/inf = NaN; its
+    # The SPEC.md factor beta * (2 - bx*tanh(bx/2)) / (1 + cosh(bx)) is even in bx; with
+    # a = |bx| and e = exp(-a): tanh(a/2) = (1-e)/(1+e) and 1 + cosh(a) = (1+e)**2 / (2e),
+    # so it equals 2*beta*e * (2(1+e) - a(1-e)) / (1+e)**3: one exp and one division in
+    # place of tanh, cosh (two exps) and a division. Within ~2.3 ulps of beta of the exact
+    # value for float32 (the SPEC form: ~1.8), and exactly beta at 0.
+    a = jnp.abs(bx)
+    e = jnp.exp(-a)
+    d = 1 + e
+    factor = (2 * beta) * e * (2 * d - a * (1 - e)) / (d * d * d)
+    # Where beta*x overflows (x = ±inf or merely huge) the factor is 0 * inf = NaN; its
     # limit there is 0.
     grad = jnp.where(jnp.isinf(bx), jnp.zeros((), ct), g.astype(ct) * factor)
     return grad.astype(x.dtype), None
