@@ -101,9 +101,10 @@ def json_safe(v: Any) -> Any:
     return v
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SampleComparison:
-    """The outcome of comparing one input array (aggregated by :class:`ParityResult`)."""
+    """The outcome of comparing one input array. :class:`~parity_tests.report.ParityResult`
+    extends it with the row's labels and folds samples into it."""
 
     elements: int = 0
     max_forward_diff: float = 0.0

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from parity_tests.core import Element, SampleComparison, json_safe
+from parity_tests.core import SampleComparison, json_safe
 
 __all__ = ["ParityResult", "ParityReport", "format_table", "COLUMNS"]
 
@@ -36,8 +36,12 @@ def _num(v: float) -> str:
 
 
 @dataclass
-class ParityResult:
-    """One comparison: ``left`` (torch, or a framework's CPU run) against ``right``."""
+class ParityResult(SampleComparison):
+    """One comparison: ``left`` (torch, or a framework's CPU run) against ``right``.
+
+    The measured fields (``elements``, ``max_forward_diff``, ... ``problems``) are those of
+    :class:`SampleComparison`, keyword-only; :meth:`add` folds one sample in.
+    """
 
     quantizer: str
     params: str
@@ -45,15 +49,6 @@ class ParityResult:
     device: str
     left: str = "torch"
     right: str = "jax"
-    elements: int = 0
-    max_forward_diff: float = 0.0
-    max_grad_diff: float = 0.0
-    grad_tolerance_used: float = 0.0
-    flips: int = 0
-    failures: int = 0
-    flip_list: list[Element] = field(default_factory=list)
-    failure_list: list[Element] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
     error: str | None = None
 
     @property
