@@ -299,6 +299,19 @@ def _sections(result: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
     return out
 
 
+def _target_rows(targets: list[dict[str, Any]], *, missed: str) -> list[list[str]]:
+    """One table row per target: name, quantizer, value, and ``met``/``missed``/``-``."""
+    return [
+        [
+            t["target"],
+            t["quantizer"],
+            t["value"] if isinstance(t["value"], str) else _fmt_x(t["value"]),
+            {True: "met", False: missed, None: "-"}[t["met"]],
+        ]
+        for t in targets
+    ]
+
+
 def text_report(result: dict[str, Any]) -> str:
     """The tables as plain text for the terminal, then the targets."""
     parts = []
@@ -308,15 +321,7 @@ def text_report(result: dict[str, Any]) -> str:
         parts.append("== Training step\nerror: " + result["training"]["error"])
     targets = result.get("targets", [])
     if targets:
-        rows = [
-            [
-                t["target"],
-                t["quantizer"],
-                t["value"] if isinstance(t["value"], str) else _fmt_x(t["value"]),
-                {True: "met", False: "MISSED", None: "-"}[t["met"]],
-            ]
-            for t in targets
-        ]
+        rows = _target_rows(targets, missed="MISSED")
         parts.append("== Targets\n" + _text_table(["target", "quantizer", "value", ""], rows))
     return "\n\n".join(parts)
 
@@ -357,15 +362,7 @@ def markdown_report(
         lines += ["## Training step", "", "error: " + result["training"]["error"], ""]
     targets = result.get("targets", [])
     if targets:
-        rows = [
-            [
-                t["target"],
-                t["quantizer"],
-                t["value"] if isinstance(t["value"], str) else _fmt_x(t["value"]),
-                {True: "met", False: "**missed**", None: "-"}[t["met"]],
-            ]
-            for t in targets
-        ]
+        rows = _target_rows(targets, missed="**missed**")
         lines += ["## Targets", "", _md_table(["target", "quantizer", "value", "result"], rows), ""]
     if analysis:
         lines += [analysis, ""]
