@@ -9,7 +9,7 @@ your own pair of quantizers::
     quantizer  params  dtype    device  max fwd diff  max grad diff  boundary flips  verdict
     ...
 
-The public names are loaded lazily, so ``from parity_tests.oracles import oracle`` does
+The public names are loaded lazily, so ``from bitorch_common.oracles import oracle`` does
 not import torch or JAX.
 """
 
@@ -37,9 +37,9 @@ _WHERE = {
     "registry_cases": "parity_tests.cases",
     "ParityReport": "parity_tests.report",
     "ParityResult": "parity_tests.report",
-    "grad_tolerance": "parity_tests.tolerances",
-    "layer_tolerance": "parity_tests.tolerances",
-    "FLIP_ULPS": "parity_tests.tolerances",
+    "grad_tolerance": "bitorch_common.tolerances",
+    "layer_tolerance": "bitorch_common.tolerances",
+    "FLIP_ULPS": "bitorch_common.tolerances",
 }
 
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-from parity_tests.tolerances import DTYPES, FLIP_ULPS
+from bitorch_common.tolerances import DTYPES, FLIP_ULPS
 
 __all__ = ["main", "build_parser", "load_plugin"]
 

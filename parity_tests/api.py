@@ -9,7 +9,7 @@
 Each comparison makes the input once in NumPy (random values plus SPEC.md's edge values,
 or your own arrays), draws one random non-unit cotangent, runs the forward and the input
 gradient in both frameworks on the same dtype and device (torch autograd; ``jax.vjp``
-under ``jax.jit``) and compares them with :func:`parity_tests.core.compare_sample`.
+under ``jax.jit``) and compares them with :func:`bitorch_common.comparison.compare_sample`.
 On a GPU it also compares each framework's CPU result with its own GPU result.
 """
 
@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from bitorch_common.comparison import compare_sample
+from bitorch_common.inputs import cotangents, make_samples, np_dtype
+from bitorch_common.tolerances import DTYPES, dtype_name
 from parity_tests.backends import DEVICES, gpu_status, jax_runner, run_jax, run_torch
 from parity_tests.cases import Case
-from parity_tests.core import compare_sample
-from parity_tests.inputs import cotangents, make_samples, np_dtype
 from parity_tests.report import ParityReport, ParityResult
-from parity_tests.tolerances import DTYPES, dtype_name
 
 __all__ = [
     "compare",

@@ -21,7 +21,7 @@ import ml_dtypes
 import numpy as np
 import torch
 
-from parity_tests.tolerances import dtype_name
+from bitorch_common.tolerances import dtype_name
 
 __all__ = [
     "DEVICES",

@@ -2,7 +2,7 @@
 
 A :class:`Case` pairs a torch callable with a JAX callable and says how to compare them
 (discrete or not, where the pre-round value and its boundaries come from). The built-in
-cases take their pre-round values from the NumPy oracles in :mod:`parity_tests.oracles`.
+cases take their pre-round values from the NumPy oracles in :mod:`bitorch_common.oracles`.
 A user's own pair is a ``Case`` too (see :func:`parity_tests.api.compare`).
 
 >>> [c.label for c in registry_cases(["swishsign"])]
@@ -19,30 +19,17 @@ import numpy as np
 
 import bitorch.quantizations as bt
 import bitorch_jax.quantizations as bj
-from parity_tests.core import BOUNDARIES
-from parity_tests.oracles import oracle
+from bitorch_common.comparison import BOUNDARIES
+from bitorch_common.quantizers import Variant, row
 
 __all__ = [
     "Case",
-    "PARAM_VARIANTS",
-    "TENSOR_WIDE",
     "RegistryMismatch",
     "registry_keys",
     "check_registries",
     "case_for",
     "registry_cases",
 ]
-
-#: Parameter variants of the parameterised quantizers (SPEC: bits 1, 2, 4, 8; beta 1, 5, 10).
-PARAM_VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
-    "inputdorefa": tuple({"bits": b} for b in (1, 2, 4, 8)),
-    "weightdorefa": tuple({"bits": b} for b in (1, 2, 4, 8)),
-    "swishsign": tuple({"beta": b} for b in (1.0, 5.0, 10.0)),
-}
-
-#: Quantizers with a per-tensor statistic (one NaN makes the whole output NaN).
-TENSOR_WIDE = frozenset({"weightdorefa"})
-
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Case:
@@ -123,44 +110,38 @@ def check_registries() -> list[str]:
     return torch_keys
 
 
-def _grad_scale(orc: Any) -> float:
-    """``max |dq/dx|`` of an oracle on [-4, 4] (at least 1): 2 for approxsign, beta for swish."""
-    probe = np.linspace(-4.0, 4.0, 8001)
-    factors = np.abs(orc.grad(probe, np.ones_like(probe)))
-    return max(1.0, float(np.nanmax(factors)))
-
-
-def _extra_edges(key: str, params: Mapping[str, Any]) -> tuple[float, ...]:
-    if key == "inputdorefa":
-        n = 2 ** params["bits"] - 1
-        return tuple(sorted({(k + 0.5) / n for k in (0, n // 2, n - 1)}))
-    return ()
-
-
 def case_for(key: str, **params: Any) -> Case:
-    """The :class:`Case` of registry key ``key`` with ``params`` (e.g. ``bits=2``)."""
+    """The :class:`Case` of registry key ``key`` with ``params`` (e.g. ``bits=2``).
+
+    Everything but the two implementations comes from the key's row of the quantizer
+    table (:mod:`bitorch_common.quantizers`); a key registered in both frameworks without
+    a row is compared without oracle knowledge (every forward difference fails).
+    """
     torch_q = bt.quantization_from_name(key)(**params)
     jax_q = bj.quantization_from_name(key)(**params)
     try:
-        orc = oracle(key, **params)
-    except KeyError:  # a quantizer registered in both frameworks but without an oracle
+        spec = row(key)
+    except KeyError:
         return Case(name=key, params=params, torch_fn=torch_q, jax_fn=jax_q)
+    variant = Variant(spec, params)
+    orc = variant.oracle()
     return Case(
         name=key,
         params=params,
         torch_fn=torch_q,
         jax_fn=jax_q,
-        discrete=orc.boundaries is not None,
+        discrete=spec.discrete,
         pre_round=orc.pre_round,
-        boundaries=orc.boundaries,
-        grad_scale=_grad_scale(orc),
-        tensor_wide=key in TENSOR_WIDE,
-        extra_edges=_extra_edges(key, params),
+        boundaries=spec.boundaries,
+        grad_scale=variant.grad_scale,
+        tensor_wide=spec.tensor_wide,
+        extra_edges=variant.extra_edges,
     )
 
 
 def registry_cases(keys: Iterable[str] | None = None) -> list[Case]:
-    """Every case of ``keys`` (default: all keys, checked equal in both registries).
+    """Every case of ``keys`` (default: all keys, checked equal in both registries), with
+    the parameter variants of the quantizer table.
 
     Unknown keys raise ``ValueError`` naming the known ones.
     """
@@ -171,6 +152,10 @@ def registry_cases(keys: Iterable[str] | None = None) -> list[Case]:
         raise ValueError(f"unknown quantizer(s) {unknown}; known: {', '.join(known)}")
     cases = []
     for key in chosen:
-        for params in PARAM_VARIANTS.get(key, ({},)):
-            cases.append(case_for(key, **params))
+        try:
+            param_sets = row(key).variants
+        except KeyError:
+            param_sets = ({},)
+        for params in param_sets:
+            cases.append(case_for(key, **dict(params)))
     return cases

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from parity_tests.core import SampleComparison, json_safe
+from bitorch_common.comparison import SampleComparison, json_safe
 
 __all__ = ["ParityResult", "ParityReport", "format_table", "COLUMNS"]
 

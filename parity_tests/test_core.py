@@ -8,9 +8,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from parity_tests.core import compare_sample, flip_eligible, flip_window
-from parity_tests.report import COLUMNS, ParityReport, ParityResult
-from parity_tests.tolerances import (
+from bitorch_common.comparison import compare_sample, flip_eligible, flip_window
+from bitorch_common.tolerances import (
     DTYPES,
     FLIP_REASON,
     FLIP_ULPS,
@@ -21,6 +20,7 @@ from parity_tests.tolerances import (
     layer_tolerance,
     ulp,
 )
+from parity_tests.report import COLUMNS, ParityReport, ParityResult
 
 BF16 = ml_dtypes.bfloat16
 

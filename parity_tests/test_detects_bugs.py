@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 import bitorch.quantizations as bt
+from bitorch_common.oracles import oracle
+from bitorch_common.tolerances import FLIP_ULPS
 from bitorch_jax.quantizations import straight_through
 from parity_tests import compare
 from parity_tests.__main__ import main
 from parity_tests.cases import Case
-from parity_tests.oracles import oracle
-from parity_tests.tolerances import FLIP_ULPS
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,11 +15,11 @@ import zlib
 import numpy as np
 import pytest
 
+from bitorch_common.inputs import ZERO_D_EDGES, edge_values
+from bitorch_common.tolerances import DTYPES
 from parity_tests.api import run_case_groups
 from parity_tests.backends import DEVICES, gpu_status
 from parity_tests.cases import registry_cases
-from parity_tests.inputs import ZERO_D_EDGES, edge_values
-from parity_tests.tolerances import DTYPES
 
 CASES = registry_cases()
 SHAPES = {"0d": (), "empty": (0,), "1d": (257,), "4d": (2, 3, 4, 5), "large": (2**16,)}
@@ -115,7 +115,7 @@ def test_subnormal_only_inputs(index, dtype):
 
 def test_inputs_contain_every_edge_value():
     """The arrays the matrix uses really hold 0, -0.0, ±1, NaN, ±inf and the thresholds."""
-    from parity_tests.inputs import make_samples
+    from bitorch_common.inputs import make_samples
 
     (x,) = make_samples((257,), "float32", np.random.default_rng(0))
     assert (x == 0).sum() >= 2 and np.signbit(x[x == 0]).any()
@@ -126,7 +126,7 @@ def test_inputs_contain_every_edge_value():
 
 
 def test_tensor_wide_cases_compare_a_nan_array_and_a_zero_array():
-    from parity_tests.inputs import make_samples
+    from bitorch_common.inputs import make_samples
 
     main, with_nan, zeros = make_samples(
         (100,), "float32", np.random.default_rng(0), tensor_wide=True

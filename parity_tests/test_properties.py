@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from bitorch_common.tolerances import DTYPES
 from parity_tests.api import compare, run_case
 from parity_tests.cases import registry_cases
-from parity_tests.tolerances import DTYPES
 
 CASES = registry_cases()
 SETTINGS = settings(

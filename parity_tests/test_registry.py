@@ -6,6 +6,7 @@ import pytest
 
 import bitorch.quantizations as bt
 import bitorch_jax.quantizations as bj
+from bitorch_common.quantizers import rows
 from parity_tests.__main__ import main
 from parity_tests.cases import (
     RegistryMismatch,
@@ -34,8 +35,10 @@ def test_parameter_variants_are_in_the_table():
     def values(key, param):
         return sorted(c.params[param] for c in CASES if c.name == key)
 
-    assert values("inputdorefa", "bits") == [1, 2, 4, 8]
-    assert values("weightdorefa", "bits") == [1, 2, 4, 8]
+    for spec in rows():
+        for name in {p for params in spec.variants for p in params}:
+            assert values(spec.key, name) == sorted(p[name] for p in spec.variants)
+    assert values("inputdorefa", "bits") == [1, 2, 3, 4, 8, 12, 16, 24]
     assert values("swishsign", "beta") == [1.0, 5.0, 10.0]
 
 

@@ -20,7 +20,7 @@ import torch
 
 import bitorch.quantizations as bq
 import bitorch_jax.quantizations as jq
-from parity_tests.oracles import oracle
+from bitorch_common.oracles import oracle
 
 # SPEC.md: "Worked values on x = [-1.5, -1.0, -0.3, 0.0, 0.3, 1.0, 1.5] (float32)".
 X = np.array([-1.5, -1.0, -0.3, 0.0, 0.3, 1.0, 1.5], np.float32)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import nn
 
-from bitorch.quantizations import Quantization, quantization_from_name
+from bitorch.quantizations import _REGISTRY as quantization_registry
+from bitorch.quantizations import Quantization
 from bitorch.quantizations.base import check_float_tensor
+from bitorch_common.validation import check_threshold
 
 __all__ = [
     "GradientCancellation",
@@ -20,31 +21,9 @@ __all__ = [
 ]
 
 
-def check_threshold(threshold: Any, where: str) -> float:
-    """A gradient cancellation threshold: a real number, finite and ``>= 0`` (0 = off)."""
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-        raise TypeError(
-            f"{where}: gradient_cancellation_threshold must be a real number, "
-            f"got {type(threshold).__name__}"
-        )
-    if not (math.isfinite(threshold) and threshold >= 0):
-        raise ValueError(
-            f"{where}: gradient_cancellation_threshold must be finite and >= 0 (0 turns "
-            f"cancellation off), got {threshold!r}"
-        )
-    return float(threshold)
-
-
 def resolve_quantization(quantization: str | Quantization, where: str) -> Quantization:
     """A quantizer given by registry name (built with its defaults) or as an instance."""
-    if isinstance(quantization, str):
-        return quantization_from_name(quantization)()
-    if isinstance(quantization, Quantization):
-        return quantization
-    raise TypeError(
-        f"{where}: expected a quantization name or a Quantization instance, "
-        f"got {type(quantization).__name__}"
-    )
+    return quantization_registry.resolve(quantization, where)
 
 
 class GradientCancellation(torch.autograd.Function):

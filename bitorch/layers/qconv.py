@@ -15,59 +15,15 @@ that bitorch ignored: drop them before loading it into a layer built with ``bias
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bitorch.layers.qactivation import check_threshold, gradient_cancellation, resolve_quantization
+from bitorch.layers.qactivation import gradient_cancellation, resolve_quantization
 from bitorch.quantizations import Quantization
+from bitorch_common.validation import check_pad_value, check_threshold, explicit_padding
 
 __all__ = ["QConv1d", "QConv2d", "QConv3d", "check_pad_value", "explicit_padding"]
-
-
-def check_pad_value(pad_value: Any, where: str) -> float:
-    """The constant the quantized input is padded with: a finite real number."""
-    if isinstance(pad_value, bool) or not isinstance(pad_value, (int, float)):
-        raise TypeError(f"{where}: pad_value must be a real number, got {type(pad_value).__name__}")
-    if not math.isfinite(pad_value):
-        raise ValueError(f"{where}: pad_value must be finite, got {pad_value!r}")
-    return float(pad_value)
-
-
-def explicit_padding(
-    padding: str | tuple[int, ...],
-    kernel_size: tuple[int, ...],
-    dilation: tuple[int, ...],
-    stride: tuple[int, ...],
-    where: str,
-) -> tuple[tuple[int, int], ...]:
-    """``(before, after)`` per spatial dimension for ``padding`` (ints, ``"same"``, ``"valid"``).
-
-    ``"same"`` (stride 1 only, as in ``nn.ConvNd``) pads ``dilation * (kernel - 1)`` in
-    total per dimension, the odd element after: ``before = total // 2``.
-    """
-    if isinstance(padding, str):
-        if padding == "valid":
-            return tuple((0, 0) for _ in kernel_size)
-        if padding == "same":
-            if any(s != 1 for s in stride):
-                raise ValueError(f"{where}: padding='same' needs stride 1, got stride {stride}")
-            totals = [d * (k - 1) for k, d in zip(kernel_size, dilation, strict=True)]
-            return tuple((t // 2, t - t // 2) for t in totals)
-        raise ValueError(
-            f"{where}: padding must be an int, a tuple, 'same' or 'valid', got {padding!r}"
-        )
-    if len(padding) != len(kernel_size) or any(
-        isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in padding
-    ):
-        raise ValueError(
-            f"{where}: padding must be one int >= 0 or {len(kernel_size)} ints >= 0, "
-            f"got {padding!r}"
-        )
-    return tuple((p, p) for p in padding)
 
 
 class _QConvNd:

@@ -6,8 +6,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bitorch.layers.qactivation import check_threshold, gradient_cancellation, resolve_quantization
+from bitorch.layers.qactivation import gradient_cancellation, resolve_quantization
 from bitorch.quantizations import Quantization
+from bitorch_common.validation import check_threshold
 
 __all__ = ["QLinear"]
 

@@ -7,13 +7,13 @@ that function; modules and layers only call it.
 
 from __future__ import annotations
 
-import math
-import numbers
 import warnings
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
+
+from bitorch_common.validation import check_beta, check_bits
 
 __all__ = ["Quantization", "STE", "check_float_tensor", "check_bits", "check_beta", "compute_dtype"]
 
@@ -34,24 +34,6 @@ def check_float_tensor(x: Any, quantizer: str) -> torch.Tensor:
             f"float64), got dtype {x.dtype}"
         )
     return x
-
-
-def check_bits(bits: Any, quantizer: str) -> int:
-    """Validate a bit width: an integer (Python or NumPy, not ``bool``) in ``1..24``."""
-    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral):
-        raise TypeError(f"{quantizer}: bits must be an int, got {type(bits).__name__} {bits!r}")
-    if not 1 <= bits <= 24:
-        raise ValueError(f"{quantizer}: bits must be in 1..24, got {bits}")
-    return int(bits)
-
-
-def check_beta(beta: Any, quantizer: str) -> float:
-    """Validate a ``beta``: a real number (Python or NumPy, not ``bool``), finite and ``> 0``."""
-    if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
-        raise TypeError(f"{quantizer}: beta must be a real number, got {type(beta).__name__}")
-    if not (math.isfinite(beta) and beta > 0):
-        raise ValueError(f"{quantizer}: beta must be finite and > 0, got {beta!r}")
-    return float(beta)
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -11,14 +11,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from bitorch_jax.layers.qactivation import check_threshold, q_activation, resolve_quantization
-from bitorch_jax.layers.qconv import (
-    PaddingLike,
+from bitorch_common.validation import (
+    check_kernel_size,
     check_pad_value,
+    check_threshold,
     explicit_padding,
-    q_conv,
     spatial_tuple,
 )
+from bitorch_jax.layers.qactivation import q_activation, resolve_quantization
+from bitorch_jax.layers.qconv import PaddingLike, q_conv
 from bitorch_jax.layers.qlinear import q_linear
 from bitorch_jax.quantizations import Quantization
 
@@ -53,16 +54,6 @@ class QActivation(nn.Module):
 def _kw(default: Any) -> Any:
     """A keyword-only dataclass field (hyperparameters after the Flax-positional ones)."""
     return dataclasses.field(default=default, kw_only=True)
-
-
-def check_kernel_size(kernel_size: Any, where: str) -> tuple[int, ...]:
-    """A tuple of ints ``>= 1``, one per spatial dimension (an int is ambiguous: rejected)."""
-    if isinstance(kernel_size, (int, str)) or not isinstance(kernel_size, Sequence):
-        raise TypeError(
-            f"{where}: kernel_size must be a tuple of ints, one per spatial dimension "
-            f"(e.g. (3,) for 1-d, (3, 3) for 2-d), got {kernel_size!r}"
-        )
-    return spatial_tuple(tuple(kernel_size), len(kernel_size), "kernel_size", where, minimum=1)
 
 
 class QDense(nn.Module):

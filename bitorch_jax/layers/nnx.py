@@ -10,14 +10,15 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from bitorch_jax.layers.qactivation import check_threshold, q_activation, resolve_quantization
-from bitorch_jax.layers.qconv import (
-    PaddingLike,
+from bitorch_common.validation import (
     check_pad_value,
+    check_positive_int,
+    check_threshold,
     explicit_padding,
-    q_conv,
     spatial_tuple,
 )
+from bitorch_jax.layers.qactivation import q_activation, resolve_quantization
+from bitorch_jax.layers.qconv import PaddingLike, q_conv
 from bitorch_jax.layers.qlinear import q_linear
 from bitorch_jax.quantizations import Quantization
 
@@ -53,12 +54,6 @@ class QActivation(nnx.Module):
         return q_activation(x, self.activation, self.gradient_cancellation_threshold)
 
 
-def _check_features(value: Any, name: str, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{where}: {name} must be an int >= 1, got {value!r}")
-    return value
-
-
 class QLinear(nnx.Module):
     """bitorch's ``QLinear`` for NNX: ``q_in(gc(x)) @ q_w(kernel) + bias``.
 
@@ -87,8 +82,8 @@ class QLinear(nnx.Module):
         bias_init: Callable[..., jax.Array] = _ZEROS,
         rngs: nnx.Rngs,
     ) -> None:
-        self.in_features = _check_features(in_features, "in_features", "QLinear")
-        self.out_features = _check_features(out_features, "out_features", "QLinear")
+        self.in_features = check_positive_int(in_features, "in_features", "QLinear")
+        self.out_features = check_positive_int(out_features, "out_features", "QLinear")
         self.input_quantization = resolve_quantization(input_quantization, "QLinear")
         self.weight_quantization = resolve_quantization(weight_quantization, "QLinear")
         self.gradient_cancellation_threshold = check_threshold(
@@ -166,9 +161,9 @@ class QConv(nnx.Module):
         self.padding = explicit_padding(
             padding, self.kernel_size, self.kernel_dilation, self.strides, where
         )
-        self.in_features = _check_features(in_features, "in_features", where)
-        self.out_features = _check_features(out_features, "out_features", where)
-        groups = _check_features(feature_group_count, "feature_group_count", where)
+        self.in_features = check_positive_int(in_features, "in_features", where)
+        self.out_features = check_positive_int(out_features, "out_features", where)
+        groups = check_positive_int(feature_group_count, "feature_group_count", where)
         if in_features % groups or out_features % groups:
             raise ValueError(
                 f"{where}: in_features {in_features} and out_features {out_features} must be "

@@ -6,43 +6,22 @@ Mirror of :mod:`bitorch.layers.qactivation`. The Flax classes in
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from bitorch_jax.quantizations import Quantization, quantization_from_name
+from bitorch_common.validation import check_threshold
+from bitorch_jax.quantizations import _REGISTRY as quantization_registry
+from bitorch_jax.quantizations import Quantization
 from bitorch_jax.quantizations.base import check_float_array
 
 __all__ = ["gradient_cancellation", "q_activation", "check_threshold", "resolve_quantization"]
 
 
-def check_threshold(threshold: Any, where: str) -> float:
-    """A gradient cancellation threshold: a real number, finite and ``>= 0`` (0 = off)."""
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-        raise TypeError(
-            f"{where}: gradient_cancellation_threshold must be a real number, "
-            f"got {type(threshold).__name__}"
-        )
-    if not (math.isfinite(threshold) and threshold >= 0):
-        raise ValueError(
-            f"{where}: gradient_cancellation_threshold must be finite and >= 0 (0 turns "
-            f"cancellation off), got {threshold!r}"
-        )
-    return float(threshold)
-
-
 def resolve_quantization(quantization: str | Quantization, where: str) -> Quantization:
     """A quantizer given by registry name (built with its defaults) or as an instance."""
-    if isinstance(quantization, str):
-        return quantization_from_name(quantization)()
-    if isinstance(quantization, Quantization):
-        return quantization
-    raise TypeError(
-        f"{where}: expected a quantization name or a Quantization instance, "
-        f"got {type(quantization).__name__}"
-    )
+    return quantization_registry.resolve(quantization, where)
 
 
 @jax.custom_vjp

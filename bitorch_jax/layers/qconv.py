@@ -10,97 +10,26 @@ convolution and is not quantized.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from bitorch_jax.layers.qactivation import check_threshold, q_activation, resolve_quantization
+from bitorch_common.validation import (
+    check_pad_value,
+    check_threshold,
+    explicit_padding,
+    is_int,
+    spatial_tuple,
+)
+from bitorch_jax.layers.qactivation import q_activation, resolve_quantization
 from bitorch_jax.quantizations import Quantization
 from bitorch_jax.quantizations.base import check_float_array
 
 __all__ = ["q_conv", "check_pad_value", "explicit_padding", "spatial_tuple"]
 
 PaddingLike = str | int | Sequence[int] | Sequence[tuple[int, int]]
-
-
-def check_pad_value(pad_value: Any, where: str) -> float:
-    """The constant the quantized input is padded with: a finite real number."""
-    if isinstance(pad_value, bool) or not isinstance(pad_value, (int, float)):
-        raise TypeError(f"{where}: pad_value must be a real number, got {type(pad_value).__name__}")
-    if not math.isfinite(pad_value):
-        raise ValueError(f"{where}: pad_value must be finite, got {pad_value!r}")
-    return float(pad_value)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def spatial_tuple(value: Any, n: int, name: str, where: str, *, minimum: int) -> tuple[int, ...]:
-    """An int (repeated ``n`` times) or a sequence of ``n`` ints, each ``>= minimum``."""
-    values = (value,) * n if _is_int(value) else value
-    if (
-        isinstance(values, str)
-        or not isinstance(values, Sequence)
-        or len(values) != n
-        or not all(_is_int(v) for v in values)
-    ):
-        raise TypeError(f"{where}: {name} must be an int or {n} ints, got {value!r}")
-    if any(v < minimum for v in values):
-        raise ValueError(f"{where}: {name} must be >= {minimum}, got {value!r}")
-    return tuple(values)
-
-
-def explicit_padding(
-    padding: PaddingLike,
-    kernel_size: Sequence[int],
-    kernel_dilation: Sequence[int],
-    strides: Sequence[int],
-    where: str,
-) -> tuple[tuple[int, int], ...]:
-    """``(before, after)`` per spatial dimension.
-
-    ``padding`` is an int, ``n`` ints (symmetric), ``n`` ``(before, after)`` pairs, or
-    ``"same"``/``"valid"`` (either case). ``"same"`` needs stride 1 (as in torch) and pads
-    ``dilation * (kernel - 1)`` in total per dimension, the odd element after.
-    """
-    n = len(kernel_size)
-    if isinstance(padding, str):
-        mode = padding.lower()
-        if mode == "valid":
-            return ((0, 0),) * n
-        if mode == "same":
-            if any(s != 1 for s in strides):
-                raise ValueError(
-                    f"{where}: padding='same' needs strides 1 (as in torch), got {tuple(strides)}"
-                )
-            totals = [d * (k - 1) for k, d in zip(kernel_size, kernel_dilation, strict=True)]
-            return tuple((t // 2, t - t // 2) for t in totals)
-        raise ValueError(
-            f"{where}: padding must be an int, a sequence, 'same' or 'valid', got {padding!r}"
-        )
-    if _is_int(padding):
-        padding = (padding,) * n
-    if isinstance(padding, Sequence) and len(padding) == n:
-        pairs = []
-        for p in padding:
-            if _is_int(p):
-                pairs.append((p, p))
-            elif isinstance(p, Sequence) and len(p) == 2 and all(_is_int(v) for v in p):
-                pairs.append((p[0], p[1]))
-            else:
-                break
-        else:
-            if any(v < 0 for pair in pairs for v in pair):
-                raise ValueError(f"{where}: padding must be >= 0, got {padding!r}")
-            return tuple(pairs)
-    raise TypeError(
-        f"{where}: padding must be an int, {n} ints, {n} (before, after) pairs, 'same' or "
-        f"'valid', got {padding!r}"
-    )
 
 
 def q_conv(
@@ -148,7 +77,7 @@ def q_conv(
     kernel_size = kernel.shape[:n]
     strides = spatial_tuple(strides, n, "strides", where, minimum=1)
     dilation = spatial_tuple(kernel_dilation, n, "kernel_dilation", where, minimum=1)
-    if not _is_int(feature_group_count) or feature_group_count < 1:
+    if not is_int(feature_group_count) or feature_group_count < 1:
         raise ValueError(
             f"{where}: feature_group_count must be an int >= 1, got {feature_group_count!r}"
         )

@@ -8,7 +8,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from bitorch_jax.layers.qactivation import check_threshold, q_activation, resolve_quantization
+from bitorch_common.validation import check_threshold
+from bitorch_jax.layers.qactivation import q_activation, resolve_quantization
 from bitorch_jax.quantizations import Quantization
 from bitorch_jax.quantizations.base import check_float_array
 

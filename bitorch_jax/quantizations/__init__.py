@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp  # noqa: F401  (used by the doctest above)
 
+from bitorch_common.registry import Registry
 from bitorch_jax.quantizations.approx_sign import ApproxSign, approx_sign
 from bitorch_jax.quantizations.base import Quantization, straight_through
 from bitorch_jax.quantizations.config import QuantizationConfig, config
@@ -49,50 +50,19 @@ __all__ = [
     "register_custom_quantization",
 ]
 
-_REGISTRY: dict[str, type[Quantization]] = {}
+_REGISTRY = Registry(Quantization)
 
+register_custom_quantization = _REGISTRY.register
+"""Register a :class:`Quantization` subclass under its ``name``; returns the class.
 
-def register_custom_quantization(cls: type[Quantization]) -> type[Quantization]:
-    """Register a :class:`Quantization` subclass under its ``name``; returns ``cls``.
+Usable as a class decorator. ``TypeError`` if it is not a Quantization subclass,
+``ValueError`` if its name is missing or taken by another class; a new definition of the
+same class (same module and qualified name, e.g. a notebook cell run twice) replaces the
+old one with a warning. See :class:`bitorch_common.registry.Registry`.
+"""
 
-    Usable as a class decorator. Raises ``TypeError`` if ``cls`` is not a Quantization
-    subclass and ``ValueError`` if its name is missing or already taken by another class.
-    """
-    if not (isinstance(cls, type) and issubclass(cls, Quantization)):
-        raise TypeError(
-            f"register_custom_quantization expects a Quantization subclass, got {cls!r}"
-        )
-    key = cls.name
-    if not isinstance(key, str) or not key or key == Quantization.name:
-        raise ValueError(f"{cls.__name__} needs a class attribute `name` (its registry key)")
-    if key != key.lower():
-        raise ValueError(f"registry keys are lower case; {cls.__name__}.name is {key!r}")
-    if key in _REGISTRY and _REGISTRY[key] is not cls:
-        raise ValueError(f"quantization name {key!r} is already registered to {_REGISTRY[key]!r}")
-    _REGISTRY[key] = cls
-    return cls
-
-
-def quantization_names() -> list[str]:
-    """The registry keys, sorted."""
-    return sorted(_REGISTRY)
-
-
-def quantization_from_name(name: str) -> type[Quantization]:
-    """The Quantization class registered under ``name`` (case-insensitive).
-
-    Raises ``TypeError`` for a non-string and ``ValueError`` naming the known keys for an
-    unknown name.
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"quantization name must be a str, got {type(name).__name__}")
-    try:
-        return _REGISTRY[name.lower()]
-    except KeyError:
-        raise ValueError(
-            f"unknown quantization {name!r}; known names: {', '.join(quantization_names())}"
-        ) from None
-
+quantization_names = _REGISTRY.names
+quantization_from_name = _REGISTRY.lookup
 
 for _cls in (Sign, ApproxSign, SwishSign, SteHeaviside, InputDoReFa, WeightDoReFa, Identity):
     register_custom_quantization(_cls)

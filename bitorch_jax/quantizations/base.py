@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -27,6 +26,9 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from bitorch_common.validation import check_beta as _check_beta
+from bitorch_common.validation import check_bits
 
 __all__ = [
     "Quantization",
@@ -62,32 +64,19 @@ def check_float_array(x: Any, quantizer: str) -> jax.Array:
     return jnp.asarray(x)
 
 
-def check_bits(bits: Any, quantizer: str) -> int:
-    """Validate a bit width: a Python ``int`` (not ``bool``) in ``1..24``.
-
-    ``bits`` is static (it fixes the number of levels), so it cannot be traced.
-    """
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)):
-        raise TypeError(f"{quantizer}: bits must be an int, got {type(bits).__name__} {bits!r}")
-    if not 1 <= bits <= 24:
-        raise ValueError(f"{quantizer}: bits must be in 1..24, got {bits}")
-    return int(bits)
-
-
 def check_beta(beta: Any, quantizer: str) -> Any:
-    """Validate ``beta``: finite and ``> 0``. A traced ``beta`` is passed on unchecked."""
+    """Validate ``beta`` as :func:`bitorch_common.validation.check_beta` does, also for a
+    concrete 0-d array; a traced ``beta`` is passed on unchecked (it has no value yet)."""
     if isinstance(beta, jax.core.Tracer):
         return beta
-    if isinstance(beta, bool) or not isinstance(
-        beta, (int, float, np.number, np.ndarray, jax.Array)
-    ):
-        raise TypeError(f"{quantizer}: beta must be a real number, got {type(beta).__name__}")
-    if np.ndim(beta) != 0 or not np.isrealobj(beta):
-        raise TypeError(f"{quantizer}: beta must be a real scalar, got {beta!r}")
-    value = float(beta)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{quantizer}: beta must be finite and > 0, got {value!r}")
-    return beta
+    if isinstance(beta, (np.ndarray, jax.Array)):
+        if np.ndim(beta) != 0 or not (
+            jnp.issubdtype(beta.dtype, jnp.floating) or jnp.issubdtype(beta.dtype, jnp.integer)
+        ):
+            raise TypeError(f"{quantizer}: beta must be a real scalar, got {beta!r}")
+        _check_beta(float(beta), quantizer)
+        return beta
+    return _check_beta(beta, quantizer)
 
 
 def compute_dtype(dtype: Any) -> jnp.dtype:

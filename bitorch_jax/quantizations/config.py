@@ -1,8 +1,9 @@
-"""Default hyperparameters of the quantizers, in one config object.
+"""Default hyperparameters of the bitorch_jax quantizers, in one config object.
 
-Mirror of :mod:`bitorch.quantizations.config`: ``InputDoReFa``/``WeightDoReFa`` read
-``config.dorefa_bits`` and ``SwishSign`` reads ``config.beta`` when built without an
-explicit value. Values are validated when set.
+Mirror of :mod:`bitorch.quantizations.config` (the same class,
+:class:`bitorch_common.config.QuantizationConfig`, another instance):
+``InputDoReFa``/``WeightDoReFa`` read ``config.dorefa_bits`` and ``SwishSign`` reads
+``config.beta`` when built without an explicit value. Values are validated when set.
 
 Example::
 
@@ -13,29 +14,8 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
-from bitorch_jax.quantizations.base import check_beta, check_bits
+from bitorch_common.config import QuantizationConfig
 
 __all__ = ["QuantizationConfig", "config"]
-
-
-@dataclass
-class QuantizationConfig:
-    """Defaults used by quantizers built without explicit hyperparameters."""
-
-    dorefa_bits: int = 1
-    beta: float = 5.0
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        if key == "dorefa_bits":
-            value = check_bits(value, "config.dorefa_bits")
-        elif key == "beta":
-            value = float(check_beta(value, "config.beta"))
-        else:
-            raise AttributeError(f"QuantizationConfig has no option {key!r}")
-        super().__setattr__(key, value)
-
 
 config = QuantizationConfig()

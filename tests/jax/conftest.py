@@ -16,10 +16,9 @@ from bitorch_jax.quantizations import config
 @pytest.fixture
 def clean_registry() -> Iterator[dict]:
     """Restore the quantization registry after a test that registers its own quantizers."""
-    saved = dict(bq._REGISTRY)
+    saved = bq._REGISTRY.snapshot()
     yield bq._REGISTRY
-    bq._REGISTRY.clear()
-    bq._REGISTRY.update(saved)
+    bq._REGISTRY.restore(saved)
 
 
 @pytest.fixture

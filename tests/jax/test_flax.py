@@ -1,6 +1,6 @@
 """The quantizers and QActivation inside Flax: linen, NNX, both Sequentials, and the JAX
 and NNX transforms (jit, grad, value_and_grad, vmap). Expected values come from the NumPy
-oracles of ``parity_tests.oracles``, not from the code under test."""
+oracles of ``bitorch_common.oracles``, not from the code under test."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import pytest
 from flax import nnx
 
 import bitorch_jax.quantizations as bq
+from bitorch_common.oracles import oracle
 from bitorch_jax.layers import linen as blinen
 from bitorch_jax.layers import nnx as bnnx
-from parity_tests.oracles import oracle
 
 # NaN and inf inputs make the NumPy oracles warn ("invalid value", "overflow"); expected.
 pytestmark = pytest.mark.filterwarnings(

@@ -1,4 +1,4 @@
-"""bitorch_jax quantizers against the NumPy oracles of ``parity_tests.oracles``.
+"""bitorch_jax quantizers against the NumPy oracles of ``bitorch_common.oracles``.
 
 One case table (``CASES``) drives the tests: every quantizer with the hyperparameters the
 issue names. Each case is run eagerly and under ``jax.jit``, in float16, bfloat16,
@@ -23,7 +23,7 @@ import pytest
 
 import bitorch_jax.quantizations as bq
 import bitorch_jax.quantizations.base as bq_base
-from parity_tests.oracles import oracle
+from bitorch_common.oracles import oracle
 
 # NaN and inf inputs make the NumPy oracles warn ("invalid value", "overflow"); expected.
 pytestmark = pytest.mark.filterwarnings(

@@ -1,7 +1,7 @@
 """Arguments of the quantized layers: defaults, bad values and their errors, in both frameworks.
 
 Also checks the torch layers' semantics against independent references: a NumPy closed
-form (``parity_tests.oracles``) for ``QLinear`` and plain ``torch.nn.functional``
+form (``bitorch_common.oracles``) for ``QLinear`` and plain ``torch.nn.functional``
 convolutions of the already-quantized values for ``QConvNd``.
 """
 
@@ -20,10 +20,10 @@ from torch.nn import functional as F
 import bitorch.quantizations as tq
 import bitorch_jax.quantizations as jq
 from bitorch.layers import QConv1d, QConv2d, QConv3d, QLinear
+from bitorch_common.oracles import oracle
 from bitorch_jax.layers import linen as qlinen
 from bitorch_jax.layers import nnx as qnnx
 from bitorch_jax.layers import q_conv, q_linear
-from parity_tests.oracles import oracle
 
 RNGS = nnx.Rngs(0)
 ZEROS = nnx.initializers.zeros_init()  # lecun_normal's first jit costs seconds

@@ -6,7 +6,7 @@ the weight and bias gradients agree, for float32 and float64:
 
 - outputs of sign-like quantizers are sums of +-1 products (plus one bias addition), so
   they must be equal bit for bit; other outputs and every gradient within the layer
-  tolerance of ``parity_tests.tolerances`` (the reason is written there);
+  tolerance of ``bitorch_common.tolerances`` (the reason is written there);
 - NaN positions are identical, and where ``|x| > threshold`` the input gradient is
   exactly 0 in both frameworks;
 - the pure function, the linen class and the NNX class all give these results.
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity_tests.tolerances import layer_tolerance
+from bitorch_common.tolerances import layer_tolerance
 from tests.layers.cases import (
     CASE_IDS,
     CASES,

@@ -4,7 +4,7 @@ One case table, :data:`CASES`, drives every parametrized test here: a test funct
 takes an argument named ``case`` runs once per entry, one that takes ``dtype`` once per
 supported float dtype, one that takes ``input_set`` once per input set of
 :func:`make_input` (see :func:`pytest_generate_tests`). Expected values always come
-from the NumPy closed forms in :mod:`parity_tests.oracles`, never from bitorch itself.
+from the NumPy closed forms in :mod:`bitorch_common.oracles`, never from bitorch itself.
 
 Example (what a test in this folder looks like)::
 
@@ -24,7 +24,7 @@ import pytest
 import torch
 
 import bitorch.quantizations as bq
-from parity_tests.oracles import Oracle, oracle
+from bitorch_common.oracles import Oracle, oracle
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 

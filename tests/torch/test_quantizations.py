@@ -1,4 +1,4 @@
-"""bitorch quantizers against the NumPy closed-form oracles of :mod:`parity_tests.oracles`.
+"""bitorch quantizers against the NumPy closed-form oracles of :mod:`bitorch_common.oracles`.
 
 Every case of the case table (conftest.CASES) x every float dtype x every input set:
 forward values (exact for discrete quantizers), input gradients under random non-unit

@@ -123,23 +123,22 @@ class RoundToStep(Quantization):
 @pytest.fixture
 def registered_round_to_step() -> Iterator[type[Quantization]]:
     """Register :class:`RoundToStep`; remove its key afterwards so no other test sees it."""
-    assert RoundToStep.name not in bq._REGISTRY, "left over from an earlier test"
+    assert RoundToStep.name not in bq.quantization_names(), "left over from an earlier test"
     try:
         yield bq.register_custom_quantization(RoundToStep)
     finally:
-        bq._REGISTRY.pop(RoundToStep.name, None)
+        bq._REGISTRY.unregister(RoundToStep.name)
     assert bq.quantization_names() == sorted(SPEC_KEYS)
 
 
 @pytest.fixture
 def registry_snapshot() -> Iterator[None]:
     """Restore the registry exactly after a test that may register classes."""
-    saved = dict(bq._REGISTRY)
+    saved = bq._REGISTRY.snapshot()
     try:
         yield
     finally:
-        bq._REGISTRY.clear()
-        bq._REGISTRY.update(saved)
+        bq._REGISTRY.restore(saved)
 
 
 def test_custom_quantizer_works_by_name(registered_round_to_step):

@@ -5,10 +5,10 @@ Rules (SPEC.md, "Parity"):
 * NaN positions must be identical, forward and gradient.
 * Discrete outputs must be equal exactly (``0.0 == -0.0``). A difference is a *boundary
   flip*, counted and shown but allowed, only where the element's pre-round value lies
-  within :data:`~parity_tests.tolerances.FLIP_ULPS` ulps of a rounding boundary
+  within :data:`~bitorch_common.tolerances.FLIP_ULPS` ulps of a rounding boundary
   (``"zero"``: 0, ``"half"``: ``k + 0.5``); anywhere else it is a failure.
 * Gradients (and the forward of non-discrete functions) may differ by the per-dtype
-  :class:`~parity_tests.tolerances.GradTolerance`; a non-finite value must be equal.
+  :class:`~bitorch_common.tolerances.GradTolerance`; a non-finite value must be equal.
 
 Everything here is NumPy; :mod:`parity_tests.api` runs the frameworks.
 """
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from parity_tests.tolerances import (
+from bitorch_common.tolerances import (
     FLIP_ULPS,
     compute_dtype_name,
     dtype_name,
@@ -208,7 +208,7 @@ def compare_sample(
     ``pre_round`` (same shape as ``x``, or a function of ``x``, called only if some
     forward values differ) and ``boundaries`` enable boundary flips for a
     discrete output; without them every difference is a failure. ``grad_scale`` is ``S``
-    of :class:`~parity_tests.tolerances.GradTolerance`; ``None`` takes the largest
+    of :class:`~bitorch_common.tolerances.GradTolerance`; ``None`` takes the largest
     ``|grad / g|`` of the left side (at least 1).
 
     >>> x = np.array([-1.0, 0.0, 2.0], np.float32)

@@ -20,7 +20,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from parity_tests.tolerances import dtype_name
+from bitorch_common.tolerances import dtype_name
 
 __all__ = [
     "ZERO_D_EDGES",

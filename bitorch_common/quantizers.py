@@ -1,0 +1,355 @@
+"""The quantizer table: one row per quantizer, the single source every consumer derives from.
+
+A row (:class:`QuantizerSpec`) says everything that is not the implementation itself:
+the registry key and the name of the functional form (the same in ``bitorch`` and
+``bitorch_jax``), the bit width, the parameter variants to test, the NumPy oracle of the
+forward value and of the input gradient, the value the discrete step acts on (the
+pre-round value), where that step jumps and whether the pre-round value is computed
+exactly, whether one statistic spans the whole tensor, extra edge values, whether the
+gradient is exactly specified, and what the benchmark needs. The parity command's cases,
+the torch and JAX unit-test tables, the layer tests and the benchmark cases all read it.
+
+Adding a quantizer is its torch file, its JAX file (each registered under the key) and
+one :func:`register_row` call (or one entry of :data:`ROWS` for a built-in).
+
+>>> row("inputdorefa").bit_width_of({"bits": 4})
+4
+>>> [r.key for r in rows()][:3]
+['sign', 'approxsign', 'swishsign']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bitorch_common import oracles as o
+
+__all__ = [
+    "BOUNDARIES",
+    "Benchmark",
+    "QuantizerSpec",
+    "ROWS",
+    "rows",
+    "row",
+    "register_row",
+    "unregister_row",
+    "Variant",
+    "variants",
+]
+
+#: Where a discrete step jumps: ``"zero"`` (sign-like threshold at 0) or ``"half"``
+#: (round half to even, jumps at ``k + 0.5``).
+BOUNDARIES = ("zero", "half")
+
+Params = Mapping[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Benchmark:
+    """What ``python -m benchmarks`` needs: one representative parameter set and the
+    traffic model (full-size arrays of the input dtype read and written per element, plus
+    a fixed-size per-element residual written forward and read backward), with why."""
+
+    params: Params = field(default_factory=dict)
+    reads_arrays: int
+    writes_arrays: int
+    extra_bytes: int = 0
+    why: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuantizerSpec:
+    """One quantizer: the row of the table (see the module docstring).
+
+    Oracles take the NumPy input (float16, ``ml_dtypes.bfloat16``, float32 or float64)
+    and the parameters as keywords: ``forward(x, **p)``, ``grad(x, g, **p)``,
+    ``pre_round(x, **p)``. ``level(k, x_dtype, **p)`` gives the output value of rounded
+    integer ``k`` (``"half"`` boundaries only; a ``"zero"`` step goes from -1 to +1).
+    ``pre_round_exact``: the pre-round value is the input itself or one correctly rounded
+    operation on it, so both frameworks compute it bit for bit and no boundary flip is
+    allowed. ``grad_exact``: the gradient is exactly specified (pass-through, masks,
+    a polynomial computed in float32/float64 and rounded once), so it must be bit-equal
+    in every dtype. ``grad_scale(**p)``: an upper bound of ``|dq/dx|``.
+    """
+
+    key: str
+    function: str
+    bit_width: int | Callable[..., int]
+    forward: Callable[..., np.ndarray]
+    grad: Callable[..., np.ndarray]
+    variants: tuple[Params, ...] = ({},)
+    pre_round: Callable[..., np.ndarray] | None = None
+    boundaries: str | None = None
+    level: Callable[..., np.ndarray] | None = None
+    pre_round_exact: bool = True
+    tensor_wide: bool = False
+    extra_edges: Callable[..., tuple[float, ...]] | None = None
+    grad_exact: bool = True
+    grad_scale: float | Callable[..., float] = 1.0
+    benchmark: Benchmark | None = None
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, str) or not self.key or self.key != self.key.lower():
+            raise ValueError(f"a quantizer key is a non-empty lower-case str, got {self.key!r}")
+        if not isinstance(self.function, str) or not self.function.isidentifier():
+            raise ValueError(f"{self.key}: function must be an identifier, got {self.function!r}")
+        if self.boundaries not in (None, *BOUNDARIES):
+            raise ValueError(f"{self.key}: boundaries must be one of {BOUNDARIES} or None")
+        if (self.pre_round is None) != (self.boundaries is None):
+            raise ValueError(f"{self.key}: pre_round and boundaries go together")
+        if self.boundaries == "half" and self.level is None:
+            raise ValueError(f"{self.key}: 'half' boundaries need level(k, dtype, **params)")
+        if not self.variants or not all(isinstance(v, Mapping) for v in self.variants):
+            raise ValueError(f"{self.key}: variants must be a non-empty tuple of dicts")
+
+    @property
+    def discrete(self) -> bool:
+        """Whether the output is a discrete set of levels (all but identity-like rows)."""
+        return self.boundaries is not None
+
+    def bit_width_of(self, params: Params) -> int:
+        """The bit width of the quantizer built with ``params``."""
+        return self.bit_width(**params) if callable(self.bit_width) else int(self.bit_width)
+
+    def grad_scale_of(self, params: Params) -> float:
+        """An upper bound of ``|dq/dx|`` for ``params`` (at least 1)."""
+        value = self.grad_scale(**params) if callable(self.grad_scale) else self.grad_scale
+        return max(1.0, float(value))
+
+    def extra_edges_of(self, params: Params) -> tuple[float, ...]:
+        """Edge values of this quantizer beyond SPEC.md's common ones (e.g. DoReFa ties)."""
+        return tuple(self.extra_edges(**params)) if self.extra_edges is not None else ()
+
+    def oracle(self, params: Params | None = None) -> o.Oracle:
+        """The closed forms with ``params`` bound (see :class:`~bitorch_common.oracles.Oracle`)."""
+        p = dict(params or {})
+        pre = None if self.pre_round is None else (lambda x: self.pre_round(x, **p))
+        level = None if self.level is None else (lambda k, dt: self.level(k, dt, **p))
+        return o.Oracle(
+            key=self.key,
+            params=p,
+            forward=lambda x: self.forward(x, **p),
+            grad=lambda x, g: self.grad(x, g, **p),
+            pre_round=pre,
+            boundaries=self.boundaries,
+            level=level,
+        )
+
+    def label(self, params: Params) -> str:
+        """``key(params)``, e.g. ``inputdorefa(bits=2)``; the bare key without params."""
+        inner = ", ".join(f"{k}={v}" for k, v in params.items())
+        return f"{self.key}({inner})" if inner else self.key
+
+
+_PASS_THROUGH = (
+    "forward reads x and writes y; the backward of a pass-through gradient reads g and "
+    "writes dx (dx = g: torch hands g itself back, so eager torch may skip this write); "
+    "nothing is saved"
+)
+_SAVES_X = (
+    "forward reads x and writes y; the gradient depends on x, so the backward reads g "
+    "and x again and writes dx; the saved residual is x itself (already in memory, "
+    "so saving it writes nothing)"
+)
+
+_DOREFA_BITS = (1, 2, 3, 4, 8, 12, 16, 24)
+
+#: The built-in quantizers, in table order.
+ROWS: tuple[QuantizerSpec, ...] = (
+    QuantizerSpec(
+        key="sign",
+        function="sign",
+        bit_width=1,
+        forward=o.sign_forward,
+        grad=o.pass_through,
+        pre_round=o.as_compute,
+        boundaries="zero",
+        benchmark=Benchmark(reads_arrays=2, writes_arrays=2, why=_PASS_THROUGH),
+    ),
+    QuantizerSpec(
+        key="approxsign",
+        function="approx_sign",
+        bit_width=1,
+        forward=o.sign_forward,
+        grad=o.approx_sign_grad,
+        pre_round=o.as_compute,
+        boundaries="zero",
+        grad_scale=2.0,
+        benchmark=Benchmark(reads_arrays=3, writes_arrays=2, why=_SAVES_X),
+    ),
+    QuantizerSpec(
+        key="swishsign",
+        function="swish_sign",
+        bit_width=1,
+        variants=tuple({"beta": b} for b in (1.0, 5.0, 10.0)),
+        forward=lambda x, beta: o.sign_forward(x),
+        grad=o.swish_sign_grad,
+        pre_round=lambda x, beta: o.as_compute(x),
+        boundaries="zero",
+        grad_exact=False,
+        grad_scale=lambda beta: beta,
+        benchmark=Benchmark(params={"beta": 5.0}, reads_arrays=3, writes_arrays=2, why=_SAVES_X),
+    ),
+    QuantizerSpec(
+        key="steheaviside",
+        function="ste_heaviside",
+        bit_width=1,
+        forward=o.heaviside_forward,
+        grad=o.heaviside_grad,
+        pre_round=o.as_compute,
+        boundaries="zero",
+        benchmark=Benchmark(
+            reads_arrays=2,
+            writes_arrays=2,
+            extra_bytes=1,
+            why=(
+                "forward reads x, writes y and a 1-byte code per element (pass / zero / NaN: "
+                "three states, so a bool mask is not enough); backward reads g and the code "
+                "and writes dx"
+            ),
+        ),
+    ),
+    QuantizerSpec(
+        key="inputdorefa",
+        function="input_dorefa",
+        bit_width=lambda bits: bits,
+        variants=tuple({"bits": b} for b in _DOREFA_BITS),
+        forward=o.input_dorefa_forward,
+        grad=lambda x, g, bits: o.pass_through(x, g),
+        pre_round=o.input_dorefa_pre_round,
+        boundaries="half",
+        level=o.input_dorefa_level,
+        extra_edges=o.input_dorefa_ties,
+        benchmark=Benchmark(
+            params={"bits": 2}, reads_arrays=2, writes_arrays=2, why=_PASS_THROUGH
+        ),
+    ),
+    QuantizerSpec(
+        key="weightdorefa",
+        function="weight_dorefa",
+        bit_width=lambda bits: bits,
+        variants=tuple({"bits": b} for b in _DOREFA_BITS),
+        forward=o.weight_dorefa_forward,
+        grad=lambda x, g, bits: o.pass_through(x, g),
+        pre_round=o.weight_dorefa_pre_round,
+        boundaries="half",
+        level=o.weight_dorefa_level,
+        pre_round_exact=False,
+        tensor_wide=True,
+        benchmark=Benchmark(
+            params={"bits": 2},
+            reads_arrays=3,
+            writes_arrays=2,
+            why=(
+                "forward reads x twice: once for the per-tensor max|tanh x| (every output "
+                "depends on it) and once to quantize, then writes y; the backward is a "
+                "pass-through (reads g, writes dx)"
+            ),
+        ),
+    ),
+    QuantizerSpec(
+        key="identity",
+        function="identity",
+        bit_width=32,
+        forward=o.identity_forward,
+        grad=o.pass_through,
+        benchmark=Benchmark(
+            reads_arrays=2,
+            writes_arrays=2,
+            why="y = x and dx = g; forward reads x and writes y; backward as a pass-through",
+        ),
+    ),
+)
+
+_TABLE: dict[str, QuantizerSpec] = {r.key: r for r in ROWS}
+
+
+def rows(keys: Iterable[str] | None = None) -> list[QuantizerSpec]:
+    """The rows of ``keys`` (default: every row, built-ins first, then registered ones)."""
+    if keys is None:
+        return list(_TABLE.values())
+    return [row(k) for k in keys]
+
+
+def row(key: str) -> QuantizerSpec:
+    """The row of registry key ``key``; ``KeyError`` naming the known keys otherwise."""
+    try:
+        return _TABLE[key.lower()]
+    except KeyError:
+        raise KeyError(
+            f"no quantizer-table row for {key!r}; rows: {', '.join(_TABLE)}"
+        ) from None
+
+
+def register_row(spec: QuantizerSpec) -> QuantizerSpec:
+    """Add a row (a user's or a test's quantizer); ``ValueError`` if the key has one."""
+    if not isinstance(spec, QuantizerSpec):
+        raise TypeError(f"register_row expects a QuantizerSpec, got {type(spec).__name__}")
+    if spec.key in _TABLE:
+        raise ValueError(f"the quantizer table already has a row for {spec.key!r}")
+    _TABLE[spec.key] = spec
+    return spec
+
+
+def unregister_row(key: str) -> None:
+    """Remove a row added by :func:`register_row` (built-in rows cannot be removed)."""
+    if any(r.key == key for r in ROWS):
+        raise ValueError(f"{key!r} is a built-in row")
+    row(key)
+    del _TABLE[key]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row with one parameter set: what a test case or a parity row runs."""
+
+    spec: QuantizerSpec
+    params: Params = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """The registry key."""
+        return self.spec.key
+
+    @property
+    def id(self) -> str:
+        """A pytest id: ``inputdorefa-bits2``, ``swishsign-beta5``, ``sign``."""
+        return self.key + "".join(f"-{k}{v:g}" for k, v in self.params.items())
+
+    @property
+    def label(self) -> str:
+        """``inputdorefa(bits=2)``; the bare key without parameters."""
+        return self.spec.label(self.params)
+
+    @property
+    def bit_width(self) -> int:
+        """The bit width of the quantizer built with these parameters."""
+        return self.spec.bit_width_of(self.params)
+
+    @property
+    def grad_scale(self) -> float:
+        """An upper bound of ``|dq/dx|`` (at least 1)."""
+        return self.spec.grad_scale_of(self.params)
+
+    @property
+    def extra_edges(self) -> tuple[float, ...]:
+        """This variant's extra edge values."""
+        return self.spec.extra_edges_of(self.params)
+
+    def oracle(self) -> o.Oracle:
+        """The closed forms with these parameters bound."""
+        return self.spec.oracle(self.params)
+
+
+def variants(keys: Iterable[str] | None = None) -> list[Variant]:
+    """Every parameter variant of every row of ``keys`` (default: all rows), table order.
+
+    >>> [v.id for v in variants(["swishsign"])]
+    ['swishsign-beta1', 'swishsign-beta5', 'swishsign-beta10']
+    """
+    return [Variant(spec, dict(p)) for spec in rows(keys) for p in spec.variants]

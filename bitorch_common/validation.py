@@ -1,0 +1,206 @@
+"""Argument checks shared by ``bitorch`` and ``bitorch_jax``, written once.
+
+Every check takes the value and ``where`` (the quantizer or layer that received it, for
+the message) and returns the value normalised to a Python type, or raises with a message
+that names ``where``, the argument and what is wrong. The exception types are the same in
+both frameworks (SPEC.md, error policy): a value of the wrong *type* is a ``TypeError``,
+a value of the right type outside its range a ``ValueError``. NumPy scalars are accepted
+wherever Python numbers are (``np.int64`` features, a ``np.float32`` threshold); ``bool``
+never counts as a number. Nothing here imports torch or JAX.
+
+>>> check_bits(np.int64(4), "inputdorefa")
+4
+>>> check_threshold(np.float32(0.5), "QActivation")
+0.5
+>>> check_bits(True, "inputdorefa")
+Traceback (most recent call last):
+...
+TypeError: inputdorefa: bits must be an int, got bool True
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "MAX_BITS",
+    "is_int",
+    "is_real",
+    "check_bits",
+    "check_beta",
+    "check_threshold",
+    "check_pad_value",
+    "check_positive_int",
+    "check_non_negative_real",
+    "spatial_tuple",
+    "check_kernel_size",
+    "explicit_padding",
+]
+
+#: Largest supported bit width: ``2**24 - 1`` levels are still exact in float32.
+MAX_BITS = 24
+
+
+def is_int(value: Any) -> bool:
+    """A Python or NumPy integer, not ``bool`` (nor ``np.bool_``)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def is_real(value: Any) -> bool:
+    """A Python or NumPy real number (int or float), not ``bool`` (nor ``np.bool_``)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def check_bits(bits: Any, where: str) -> int:
+    """A bit width: an integer (Python or NumPy, not ``bool``) in ``1..24``."""
+    if not is_int(bits):
+        raise TypeError(f"{where}: bits must be an int, got {_type_name(bits)} {bits!r}")
+    if not 1 <= bits <= MAX_BITS:
+        raise ValueError(f"{where}: bits must be in 1..{MAX_BITS}, got {bits}")
+    return int(bits)
+
+
+def check_beta(beta: Any, where: str) -> float:
+    """SwishSign's ``beta``: a real number (Python or NumPy scalar), finite and ``> 0``."""
+    if not is_real(beta):
+        raise TypeError(f"{where}: beta must be a real number, got {_type_name(beta)} {beta!r}")
+    if not (math.isfinite(beta) and beta > 0):
+        raise ValueError(f"{where}: beta must be finite and > 0, got {float(beta)!r}")
+    return float(beta)
+
+
+def check_non_negative_real(value: Any, name: str, where: str) -> float:
+    """A real number, finite and ``>= 0``."""
+    if not is_real(value):
+        raise TypeError(f"{where}: {name} must be a real number, got {_type_name(value)}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{where}: {name} must be finite and >= 0, got {float(value)!r}")
+    return float(value)
+
+
+def check_threshold(threshold: Any, where: str) -> float:
+    """A gradient-cancellation threshold: a real number, finite and ``>= 0`` (0 = off)."""
+    if not is_real(threshold):
+        raise TypeError(
+            f"{where}: gradient_cancellation_threshold must be a real number, "
+            f"got {_type_name(threshold)}"
+        )
+    if not (math.isfinite(threshold) and threshold >= 0):
+        raise ValueError(
+            f"{where}: gradient_cancellation_threshold must be finite and >= 0 (0 turns "
+            f"cancellation off), got {float(threshold)!r}"
+        )
+    return float(threshold)
+
+
+def check_pad_value(pad_value: Any, where: str) -> float:
+    """The constant a quantized input is padded with: a finite real number."""
+    if not is_real(pad_value):
+        raise TypeError(f"{where}: pad_value must be a real number, got {_type_name(pad_value)}")
+    if not math.isfinite(pad_value):
+        raise ValueError(f"{where}: pad_value must be finite, got {float(pad_value)!r}")
+    return float(pad_value)
+
+
+def check_positive_int(value: Any, name: str, where: str) -> int:
+    """An integer (Python or NumPy, not ``bool``) ``>= 1``, such as a feature count."""
+    if not is_int(value):
+        raise TypeError(f"{where}: {name} must be an int, got {_type_name(value)} {value!r}")
+    if value < 1:
+        raise ValueError(f"{where}: {name} must be >= 1, got {value!r}")
+    return int(value)
+
+
+def spatial_tuple(value: Any, n: int, name: str, where: str, *, minimum: int) -> tuple[int, ...]:
+    """An int (repeated ``n`` times) or a sequence of ``n`` ints, each ``>= minimum``."""
+    values = (value,) * n if is_int(value) else value
+    if (
+        isinstance(values, str)
+        or not isinstance(values, Sequence)
+        or len(values) != n
+        or not all(is_int(v) for v in values)
+    ):
+        raise TypeError(f"{where}: {name} must be an int or {n} ints, got {value!r}")
+    if any(v < minimum for v in values):
+        raise ValueError(f"{where}: {name} must be >= {minimum}, got {value!r}")
+    return tuple(int(v) for v in values)
+
+
+def check_kernel_size(kernel_size: Any, where: str) -> tuple[int, ...]:
+    """A sequence of ints ``>= 1``, one per spatial dimension (a bare int is ambiguous)."""
+    if is_int(kernel_size) or isinstance(kernel_size, str) or not isinstance(kernel_size, Sequence):
+        raise TypeError(
+            f"{where}: kernel_size must be a tuple of ints, one per spatial dimension "
+            f"(e.g. (3,) for 1-d, (3, 3) for 2-d), got {kernel_size!r}"
+        )
+    return spatial_tuple(tuple(kernel_size), len(kernel_size), "kernel_size", where, minimum=1)
+
+
+def explicit_padding(
+    padding: Any,
+    kernel_size: Sequence[int],
+    dilation: Sequence[int],
+    stride: Sequence[int],
+    where: str,
+) -> tuple[tuple[int, int], ...]:
+    """``(before, after)`` per spatial dimension, for both frameworks' quantized convolutions.
+
+    ``padding`` is one int ``>= 0``, ``n`` ints (symmetric), ``n`` ``(before, after)``
+    pairs, or ``"same"``/``"valid"`` in any case. ``"same"`` needs stride 1 (as torch's
+    ``nn.ConvNd``) and pads ``dilation * (kernel - 1)`` in total per dimension, the odd
+    element after: ``before = total // 2``.
+
+    >>> explicit_padding("SAME", (3, 4), (1, 1), (1, 1), "QConv")
+    ((1, 1), (1, 2))
+    >>> explicit_padding([(0, 1)], (2,), (1,), (1,), "QConv")
+    ((0, 1),)
+    """
+    n = len(kernel_size)
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return ((0, 0),) * n
+        if mode == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(
+                    f"{where}: padding='same' needs stride 1 (as in torch), got {tuple(stride)}"
+                )
+            totals = [int(d) * (int(k) - 1) for k, d in zip(kernel_size, dilation, strict=True)]
+            return tuple((t // 2, t - t // 2) for t in totals)
+        raise ValueError(
+            f"{where}: padding must be an int, {n} ints, {n} (before, after) pairs, "
+            f"'same' or 'valid', got {padding!r}"
+        )
+    form = (
+        f"{where}: padding must be one int >= 0, {n} ints >= 0, {n} (before, after) pairs, "
+        f"'same' or 'valid', got {padding!r}"
+    )
+    if is_int(padding):
+        padding = (padding,) * n
+    if isinstance(padding, str) or not isinstance(padding, Sequence):
+        raise TypeError(form)
+    if len(padding) != n:
+        raise ValueError(form)
+    pairs = []
+    for p in padding:
+        pair = (p, p) if is_int(p) else p
+        if (
+            isinstance(pair, str)
+            or not isinstance(pair, Sequence)
+            or len(pair) != 2
+            or not all(is_int(v) for v in pair)
+        ):
+            raise TypeError(form)
+        pairs.append((int(pair[0]), int(pair[1])))
+    if any(v < 0 for pair in pairs for v in pair):
+        raise ValueError(form)
+    return tuple(pairs)
