@@ -4,13 +4,17 @@ Rules (SPEC.md, "Parity"):
 
 * NaN positions must be identical, forward and gradient.
 * Discrete outputs must be equal exactly (``0.0 == -0.0``). A difference is a *boundary
-  flip*, counted and shown but allowed, only where the element's pre-round value lies
-  within :data:`~bitorch_common.tolerances.FLIP_ULPS` ulps of a rounding boundary
-  (``"zero"``: 0, ``"half"``: ``k + 0.5``); anywhere else it is a failure.
-* Gradients (and the forward of non-discrete functions) may differ by the per-dtype
+  flip*, counted and shown but allowed, only where it earns the name: the pre-round
+  value is computed inexactly (``tanh``, an inexact division), it lies within
+  :data:`~bitorch_common.tolerances.FLIP_ULPS` ulps of a rounding boundary (``"zero"``:
+  0, ``"half"``: ``k + 0.5``), and both results are one of the two levels either side
+  of that boundary. Anything else is a failure whose message says which condition failed.
+* Exactly specified gradients (pass-through, masks, polynomials computed in float32 and
+  rounded once) must be bit-equal; transcendental ones may differ by the per-dtype
   :class:`~bitorch_common.tolerances.GradTolerance`; a non-finite value must be equal.
 
-Everything here is NumPy; :mod:`parity_tests.api` runs the frameworks.
+The parity command and both frameworks' unit tests (against the NumPy oracles) use this
+one engine. Everything here is NumPy; :mod:`parity_tests.api` runs the frameworks.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ class Element:
     right: float
     pre_round: float | None = None
     allowed: float | None = None
+    reason: str | None = None
 
     def describe(self, left: str = "torch", right: str = "jax") -> str:
         """One line naming the element, its input and both values."""
@@ -85,6 +90,8 @@ class Element:
             text += f", |diff|={diff:.3g}"
         if self.allowed is not None:
             text += f" > allowed {self.allowed:.3g}"
+        if self.reason:
+            text += f" ({self.reason})"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,6 +162,7 @@ def _listed(
     b: np.ndarray,
     pre: np.ndarray | None = None,
     allowed: np.ndarray | None = None,
+    reasons: np.ndarray | str | None = None,
 ) -> list[Element]:
     out = []
     for flat in np.flatnonzero(mask)[:MAX_LISTED]:
@@ -171,6 +179,11 @@ def _listed(
                 right=_f(b[idx]),
                 pre_round=None if pre is None else _f(pre[idx]),
                 allowed=None if allowed is None else _f(allowed[idx]),
+                reason=(
+                    reasons
+                    if reasons is None or isinstance(reasons, str)
+                    else (str(reasons[idx]) or None)
+                ),
             )
         )
     return out
@@ -202,14 +215,30 @@ def compare_sample(
     boundaries: str | None = None,
     flip_scale: float | None = None,
     grad_scale: float | None = None,
+    pre_round_exact: bool = False,
+    level: Callable[[np.ndarray, Any], np.ndarray] | None = None,
+    exact_where: Callable[[np.ndarray], np.ndarray] | None = None,
+    grad_exact: bool = False,
 ) -> SampleComparison:
     """Compare ``left = (y, grad)`` with ``right = (y, grad)`` for input ``x``, cotangent ``g``.
 
-    ``pre_round`` (same shape as ``x``, or a function of ``x``, called only if some
-    forward values differ) and ``boundaries`` enable boundary flips for a
-    discrete output; without them every difference is a failure. ``grad_scale`` is ``S``
-    of :class:`~bitorch_common.tolerances.GradTolerance`; ``None`` takes the largest
-    ``|grad / g|`` of the left side (at least 1).
+    Forward of a discrete output (``discrete=True``): values must be equal. A difference
+    is a *boundary flip* (counted, allowed) only when all of these hold, else it fails
+    with the reason named:
+
+    * the pre-round value is computed inexactly (``pre_round_exact=False``; exact ones,
+      such as the sign family's input itself or ``inputdorefa``'s single product, get no
+      window at all), and not at an element where ``exact_where(x)`` says it is exact;
+    * ``pre_round`` (an array of ``x``'s shape, or a function of ``x``, called only if
+      some values differ) lies within :func:`flip_window` of a ``boundaries`` point;
+    * both results are one of the two levels either side of that boundary: ``-1``/``+1``
+      for ``"zero"``, ``level(k)``/``level(k + 1)`` for ``"half"`` (``level(k, dtype)``
+      gives the output of rounded integer ``k``; without it this check is skipped).
+
+    Gradients (and the forward of a non-discrete output): bit-equal when ``grad_exact``;
+    otherwise within :class:`~bitorch_common.tolerances.GradTolerance` of the dtype, whose
+    ``S`` is ``grad_scale`` (``None``: the largest ``|grad / g|`` of the left side, at
+    least 1). NaN positions must be equal everywhere.
 
     >>> x = np.array([-1.0, 0.0, 2.0], np.float32)
     >>> y = np.sign(x); g = np.ones(3, np.float32)
@@ -240,24 +269,34 @@ def compare_sample(
     fails = []
     fails += _listed("forward NaN", nan_bad, sample, x, g, ya, yb)
     if discrete:
-        flips = np.zeros_like(differ)
         pre = None
-        if pre_round is not None and boundaries is not None and differ.any():
+        flips = np.zeros_like(differ)
+        reasons: np.ndarray | str = (
+            "no boundary is known for this output (no pre_round/boundaries given)"
+        )
+        if differ.any() and pre_round is not None and boundaries is not None:
             values = pre_round(x) if callable(pre_round) else pre_round
             pre = np.asarray(values, dtype=np.float64).reshape(np.shape(x))
-            window = flip_window(pre, boundaries, x.dtype, flip_scale)
-            flips = differ & flip_eligible(pre, boundaries, window)
+            flips, reasons = classify_flips(
+                x, ya, yb, differ, pre, boundaries,
+                flip_scale=flip_scale, pre_round_exact=pre_round_exact, level=level,
+                exact_where=exact_where,
+            )  # fmt: skip
         bad = differ & ~flips
         result.flips = int(flips.sum())
         result.flip_list = _listed("flip", flips, sample, x, g, ya, yb, pre)
-        fails += _listed("forward", bad, sample, x, g, ya, yb, pre)
+        fails += _listed("forward", bad, sample, x, g, ya, yb, pre, reasons=reasons)
         n_forward_bad = int(bad.sum())
     else:
-        tol = grad_tolerance(dtype_name(np.asarray(ya).dtype))
         finite = np.isfinite(np.asarray(ya, np.float64)) & np.isfinite(np.asarray(yb, np.float64))
-        scale = _max(np.abs(np.where(finite, np.asarray(ya, np.float64), np.nan)))
-        allowed = tol.allowed(ya, yb, scale)
-        bad = differ & ~(finite & (diff <= allowed))
+        if grad_exact:
+            bad = differ
+            allowed = None
+        else:
+            tol = grad_tolerance(dtype_name(np.asarray(ya).dtype))
+            scale = _max(np.abs(np.where(finite, np.asarray(ya, np.float64), np.nan)))
+            allowed = tol.allowed(ya, yb, scale)
+            bad = differ & ~(finite & (diff <= allowed))
         fails += _listed("forward", bad, sample, x, g, ya, yb, allowed=allowed)
         n_forward_bad = int(bad.sum())
 
@@ -267,22 +306,110 @@ def compare_sample(
     result.max_grad_diff = _max(np.where(gnan_a | gnan_b, np.nan, gdiff))
     gnan_bad = gnan_a != gnan_b
     fails += _listed("gradient NaN", gnan_bad, sample, x, g, ga, gb)
-    ga64, g64 = np.asarray(ga, np.float64), np.asarray(g, np.float64)
-    if grad_scale is None:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            factors = np.abs(ga64 / g64)
-        factors = factors[np.isfinite(factors)]
-        grad_scale = max(1.0, float(factors.max()) if factors.size else 1.0)
-    tol = grad_tolerance(dtype)
-    allowed = tol.allowed(ga, gb, np.abs(g64) * grad_scale)
-    gfinite = np.isfinite(ga64) & np.isfinite(np.asarray(gb, np.float64))
     gdiffer = (gdiff != 0) & ~(gnan_a | gnan_b)
-    gbad = gdiffer & ~(gfinite & (gdiff <= allowed))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        used = np.where(gdiffer & gfinite, gdiff / allowed, 0.0)
-    result.grad_tolerance_used = _max(used)
-    fails += _listed("gradient", gbad, sample, x, g, ga, gb, allowed=allowed)
+    if grad_exact:
+        gbad = gdiffer
+        result.grad_tolerance_used = float("inf") if gbad.any() else 0.0
+        fails += _listed("gradient", gbad, sample, x, g, ga, gb, allowed=np.zeros(np.shape(x)))
+    else:
+        ga64, g64 = np.asarray(ga, np.float64), np.asarray(g, np.float64)
+        if grad_scale is None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                factors = np.abs(ga64 / g64)
+            factors = factors[np.isfinite(factors)]
+            grad_scale = max(1.0, float(factors.max()) if factors.size else 1.0)
+        tol = grad_tolerance(dtype)
+        allowed = tol.allowed(ga, gb, np.abs(g64) * grad_scale)
+        gfinite = np.isfinite(ga64) & np.isfinite(np.asarray(gb, np.float64))
+        gbad = gdiffer & ~(gfinite & (gdiff <= allowed))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            used = np.where(gdiffer & gfinite, gdiff / allowed, 0.0)
+        result.grad_tolerance_used = _max(used)
+        fails += _listed("gradient", gbad, sample, x, g, ga, gb, allowed=allowed)
 
     result.failures = int(nan_bad.sum()) + n_forward_bad + int(gnan_bad.sum()) + int(gbad.sum())
     result.failure_list = fails
     return result
+
+
+def classify_flips(
+    x: np.ndarray,
+    ya: np.ndarray,
+    yb: np.ndarray,
+    differ: np.ndarray,
+    pre: np.ndarray,
+    boundaries: str,
+    *,
+    flip_scale: float | None = None,
+    pre_round_exact: bool = False,
+    level: Callable[[np.ndarray, Any], np.ndarray] | None = None,
+    exact_where: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(flips, reasons)`` for the differing elements ``differ`` of a discrete output.
+
+    ``flips`` marks the differences that are boundary flips (see :func:`compare_sample`);
+    ``reasons`` holds, for every other differing element, why it is not one.
+    """
+    shape = np.shape(x)
+    reasons = np.full(shape, "", dtype=object)
+    if boundaries not in BOUNDARIES:
+        raise ValueError(f"boundaries must be one of {BOUNDARIES}, got {boundaries!r}")
+    if pre_round_exact:
+        reasons[differ] = (
+            "not a flip: the pre-round value is computed exactly (the same in every "
+            "library), so no boundary window applies"
+        )
+        return np.zeros(shape, bool), reasons
+    exact_here = np.zeros(shape, bool)
+    if exact_where is not None:
+        exact_here = np.asarray(exact_where(x), bool).reshape(shape)
+    window = flip_window(pre, boundaries, x.dtype, flip_scale)
+    near = flip_eligible(pre, boundaries, window)
+    on_levels = np.ones(shape, bool)
+    span = ""
+    a64, b64 = np.asarray(ya, np.float64), np.asarray(yb, np.float64)
+    if boundaries == "zero":
+        on_levels = (np.abs(a64) == 1) & (np.abs(b64) == 1)
+        span = "-1 and +1"
+    elif level is not None:
+        # The levels that rounding a value within the window of ``pre`` can give: from
+        # round(pre - w) to round(pre + w). Below half a unit (every case but a pre-round
+        # value too large for its dtype to hold fractions) that is the two levels either
+        # side of the nearest boundary.
+        with np.errstate(invalid="ignore"):
+            p = np.where(np.isfinite(pre), pre, 0.0)
+            k_lo = np.ceil(p - window - 0.5)
+            k_hi = np.floor(p + window + 0.5)
+        hit_a = np.zeros(shape, bool)
+        hit_b = np.zeros(shape, bool)
+        for step in range(int(np.max(k_hi - k_lo, initial=0)) + 1):
+            k = np.minimum(k_lo + step, k_hi)
+            lv = np.asarray(level(k, x.dtype), np.float64).reshape(shape)
+            hit_a |= a64 == lv
+            hit_b |= b64 == lv
+        on_levels = hit_a & hit_b
+        span = "levels {lo!r} .. {hi!r}"
+        lo_levels = np.asarray(level(k_lo, x.dtype), np.float64).reshape(shape)
+        hi_levels = np.asarray(level(k_hi, x.dtype), np.float64).reshape(shape)
+    flips = differ & ~exact_here & near & on_levels
+    with np.errstate(invalid="ignore"):
+        nearest = 0.0 if boundaries == "zero" else np.floor(pre) + 0.5
+        distance = np.abs(pre - nearest)
+    for idx in zip(*np.nonzero(differ & ~flips), strict=True):
+        if exact_here[idx]:
+            reasons[idx] = "not a flip: the pre-round value is exact at this input"
+        elif not near[idx]:
+            b = 0.0 if boundaries == "zero" else float(np.floor(pre[idx]) + 0.5)
+            reasons[idx] = (
+                f"not a flip: the pre-round value is {float(distance[idx]):.3g} from the "
+                f"nearest boundary {b:g}, outside the window {window:.3g}"
+            )
+        else:
+            reach = span
+            if boundaries == "half":
+                reach = span.format(lo=float(lo_levels[idx]), hi=float(hi_levels[idx]))
+            reasons[idx] = (
+                "not a flip: a pre-round value within the window of a boundary rounds to "
+                f"{reach}, and the two values are not both among them"
+            )
+    return flips, reasons

@@ -88,6 +88,15 @@ def weight_dorefa_pre_round(x: np.ndarray, bits: int) -> np.ndarray:
     return (t / denom + t.dtype.type(0.5)) * t.dtype.type(n)
 
 
+def weight_dorefa_exact(x: np.ndarray) -> np.ndarray:
+    """Where weightdorefa's pre-round value is exact in every library: ``tanh`` of a value
+    below the smallest normal is that value or 0, both flushed to 0, and ``0 / 2m + 0.5``
+    times ``n`` is the exact tie ``n / 2``, which rounds half to even everywhere."""
+    xf = _up(x)
+    with np.errstate(invalid="ignore"):
+        return np.abs(xf) < np.finfo(xf.dtype).tiny
+
+
 def weight_dorefa_level(k: np.ndarray, dtype: Any, bits: int) -> np.ndarray:
     """The output of rounded integer ``k``: ``2k / n - 1`` in the compute dtype, cast."""
     c = compute_dtype(dtype)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from bitorch_common import oracles as o
+from bitorch_common.comparison import BOUNDARIES, SampleComparison, compare_sample
 
 __all__ = [
     "BOUNDARIES",
@@ -41,9 +42,6 @@ __all__ = [
     "variants",
 ]
 
-#: Where a discrete step jumps: ``"zero"`` (sign-like threshold at 0) or ``"half"``
-#: (round half to even, jumps at ``k + 0.5``).
-BOUNDARIES = ("zero", "half")
 
 Params = Mapping[str, Any]
 
@@ -71,7 +69,8 @@ class QuantizerSpec:
     integer ``k`` (``"half"`` boundaries only; a ``"zero"`` step goes from -1 to +1).
     ``pre_round_exact``: the pre-round value is the input itself or one correctly rounded
     operation on it, so both frameworks compute it bit for bit and no boundary flip is
-    allowed. ``grad_exact``: the gradient is exactly specified (pass-through, masks,
+    allowed; ``exact_where(x)`` marks elements where an inexact pre-round value is exact
+    all the same (``weightdorefa`` at ``x = 0``: ``tanh 0 = 0``). ``grad_exact``: the gradient is exactly specified (pass-through, masks,
     a polynomial computed in float32/float64 and rounded once), so it must be bit-equal
     in every dtype. ``grad_scale(**p)``: an upper bound of ``|dq/dx|``.
     """
@@ -86,6 +85,7 @@ class QuantizerSpec:
     boundaries: str | None = None
     level: Callable[..., np.ndarray] | None = None
     pre_round_exact: bool = True
+    exact_where: Callable[[np.ndarray], np.ndarray] | None = None
     tensor_wide: bool = False
     extra_edges: Callable[..., tuple[float, ...]] | None = None
     grad_exact: bool = True
@@ -240,6 +240,7 @@ ROWS: tuple[QuantizerSpec, ...] = (
         boundaries="half",
         level=o.weight_dorefa_level,
         pre_round_exact=False,
+        exact_where=o.weight_dorefa_exact,
         tensor_wide=True,
         benchmark=Benchmark(
             params={"bits": 2},
@@ -344,6 +345,35 @@ class Variant:
     def oracle(self) -> o.Oracle:
         """The closed forms with these parameters bound."""
         return self.spec.oracle(self.params)
+
+    def comparison_rules(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`~bitorch_common.comparison.compare_sample` that
+        this row prescribes (flip rules, gradient exactness and scale)."""
+        orc = self.oracle()
+        return {
+            "discrete": self.spec.discrete,
+            "pre_round": orc.pre_round,
+            "boundaries": self.spec.boundaries,
+            "pre_round_exact": self.spec.pre_round_exact,
+            "level": orc.level,
+            "exact_where": self.spec.exact_where,
+            "grad_exact": self.spec.grad_exact,
+            "grad_scale": self.grad_scale,
+        }
+
+    def compare_to_oracle(
+        self, x: np.ndarray, g: np.ndarray, y: Any, grad: Any, *, sample: int = 0
+    ) -> SampleComparison:
+        """Compare a framework's forward value ``y`` and input gradient ``grad`` at ``x``
+        (cotangent ``g``) with the oracle, by the rules of the parity command. The oracle
+        is the left side, the framework the right side."""
+        orc = self.oracle()
+        with np.errstate(all="ignore"):
+            want = (orc.forward(x), orc.grad(x, g))
+        return compare_sample(
+            x, g, want, (np.asarray(y), np.asarray(grad)), sample=sample,
+            **self.comparison_rules(),
+        )  # fmt: skip
 
 
 def variants(keys: Iterable[str] | None = None) -> list[Variant]:

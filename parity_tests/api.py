@@ -164,6 +164,10 @@ def _compare_runs(
                 boundaries=case.boundaries,
                 flip_scale=case.flip_scale,
                 grad_scale=case.grad_scale,
+                pre_round_exact=case.pre_round_exact,
+                level=case.level,
+                exact_where=case.exact_where,
+                grad_exact=case.grad_exact,
             )
         )
 
@@ -280,6 +284,9 @@ def compare(
     flip_scale: float | None = None,
     grad_scale: float | None = None,
     tensor_wide: bool = False,
+    pre_round_exact: bool | None = None,
+    level: Callable[[np.ndarray, Any], np.ndarray] | None = None,
+    grad_exact: bool = False,
     edge_values: bool = True,
     name: str = "custom",
     params: Mapping[str, Any] | None = None,
@@ -307,6 +314,8 @@ def compare(
 
     ``str(report)`` is the table (plus details of failures); ``report.ok`` the verdict.
     """
+    if pre_round_exact is None:
+        pre_round_exact = pre_round is None
     if boundaries is not None and pre_round is None:
         pre_round = _identity
     case = Case(
@@ -320,6 +329,9 @@ def compare(
         flip_scale=flip_scale,
         grad_scale=grad_scale,
         tensor_wide=tensor_wide,
+        pre_round_exact=pre_round_exact,
+        level=level,
+        grad_exact=grad_exact,
     )
     if (inputs is None) == (shape is None):
         raise ValueError("compare needs exactly one of inputs= or shape=")

@@ -41,7 +41,9 @@ class Case:
     may happen; ``flip_scale`` overrides the scale of the flip window; ``grad_scale`` is an
     upper bound of ``|dq/dx|`` for the gradient tolerance (``None``: taken from the data).
     ``tensor_wide=True`` keeps NaN out of the main input (see :func:`inputs.make_samples`);
-    ``extra_edges`` are added to the edge values.
+    ``extra_edges`` are added to the edge values. ``pre_round_exact``, ``level``,
+    ``exact_where`` and ``grad_exact`` are the flip and exactness rules of
+    :func:`bitorch_common.comparison.compare_sample`.
     """
 
     name: str
@@ -55,6 +57,10 @@ class Case:
     grad_scale: float | None = None
     tensor_wide: bool = False
     extra_edges: tuple[float, ...] = ()
+    pre_round_exact: bool = False
+    level: Callable[[np.ndarray, Any], np.ndarray] | None = None
+    exact_where: Callable[[np.ndarray], np.ndarray] | None = None
+    grad_exact: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -124,18 +130,14 @@ def case_for(key: str, **params: Any) -> Case:
     except KeyError:
         return Case(name=key, params=params, torch_fn=torch_q, jax_fn=jax_q)
     variant = Variant(spec, params)
-    orc = variant.oracle()
     return Case(
         name=key,
         params=params,
         torch_fn=torch_q,
         jax_fn=jax_q,
-        discrete=spec.discrete,
-        pre_round=orc.pre_round,
-        boundaries=spec.boundaries,
-        grad_scale=variant.grad_scale,
         tensor_wide=spec.tensor_wide,
         extra_edges=variant.extra_edges,
+        **variant.comparison_rules(),
     )
 
 
