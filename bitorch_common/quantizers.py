@@ -70,7 +70,8 @@ class QuantizerSpec:
     ``pre_round_exact``: the pre-round value is the input itself or one correctly rounded
     operation on it, so both frameworks compute it bit for bit and no boundary flip is
     allowed; ``exact_where(x)`` marks elements where an inexact pre-round value is exact
-    all the same (``weightdorefa`` at ``x = 0``: ``tanh 0 = 0``). ``grad_exact``: the gradient is exactly specified (pass-through, masks,
+    all the same (``weightdorefa`` at ``x = 0``: ``tanh 0 = 0``). ``grad_exact``: the
+    gradient is exactly specified (pass-through, masks,
     a polynomial computed in float32/float64 and rounded once), so it must be bit-equal
     in every dtype. ``grad_scale(**p)``: an upper bound of ``|dq/dx|``.
     """
