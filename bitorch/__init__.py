@@ -1,4 +1,19 @@
-"""bitorch: the PyTorch reference quantizers of bitorch-jax (``bitorch.quantizations``)."""
+"""bitorch: the PyTorch reference quantizers of bitorch-jax (``bitorch.quantizations``).
+
+It needs PyTorch, which is the ``torch`` extra: ``pip install "bitorch-jax[torch]"``. The JAX
+port, ``bitorch_jax``, works without it.
+"""
+
+try:
+    import torch as _torch  # noqa: F401  (only checks that PyTorch is there)
+except ImportError as _exc:
+    raise ImportError(
+        "bitorch is the PyTorch reference and needs PyTorch, which is not installed (or "
+        'failed to import). Install the torch extra: pip install "bitorch-jax[torch]" '
+        '(from a checkout: pip install -e ".[torch]"). The JAX port, bitorch_jax, works '
+        "without torch.",
+        name="torch",
+    ) from _exc
 
 from bitorch import quantizations
 

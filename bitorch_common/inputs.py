@@ -96,9 +96,14 @@ def make_samples(
       as fit, most important first);
     * for a 0-d shape, the first :data:`ZERO_D_EDGES` edge values (0, -0.0, ±1, NaN, ±inf,
       the neighbours of 1) each as its own 0-d array, plus one random one;
+    * with ``edges``: an all-subnormal array (random signs, subnormals of the dtype) and
+      an all-zero array (``0`` and ``-0.0`` mixed), where XLA's flushing of subnormals
+      and the all-zero rules show;
     * ``tensor_wide=True`` (a per-tensor statistic such as WeightDoReFa's ``max|tanh|``):
-      NaN is left out of the main array, which would otherwise be all NaN, and two more
-      arrays follow: the main array with one NaN, and an all-zero array.
+      NaN is left out of the main array, which would otherwise be all NaN, and three more
+      arrays follow: the main array with one NaN, and two finite random arrays whose
+      largest magnitude is negative in one and positive in the other (the main array holds
+      ``±inf``, so its statistic alone would not show a maximum taken without ``abs``).
     """
     shape = tuple(int(s) for s in shape)
     dt = np_dtype(dtype)
@@ -116,8 +121,37 @@ def make_samples(
         positions = rng.choice(flat.size, size=count, replace=False)
         flat[positions] = ev[:count]
     samples = [main]
+    if edges and flat.size:
+        samples += [subnormal_array(shape, dt, rng), signed_zeros(shape, dt, rng)]
     if tensor_wide and flat.size:
         with_nan = main.copy()
         with_nan.reshape(-1)[rng.integers(flat.size)] = np.nan
-        samples += [with_nan, np.zeros(shape, dt)]
+        samples += [with_nan, asymmetric(shape, dt, rng, -1), asymmetric(shape, dt, rng, +1)]
     return samples
+
+
+def subnormal_array(shape: tuple[int, ...], dtype: Any, rng: np.random.Generator) -> np.ndarray:
+    """Random signs times random subnormals of ``dtype`` (1 to 64 times the smallest)."""
+    dt = np_dtype(dtype)
+    tiny = float(ml_dtypes.finfo(dt).smallest_subnormal)
+    size = math.prod(shape)
+    steps = rng.integers(1, 65, size) * rng.choice([-1.0, 1.0], size)
+    return (steps * tiny).astype(dt).reshape(shape)
+
+
+def signed_zeros(shape: tuple[int, ...], dtype: Any, rng: np.random.Generator) -> np.ndarray:
+    """``0`` and ``-0.0`` at random positions."""
+    size = math.prod(shape)
+    return np.where(rng.random(size) < 0.5, -0.0, 0.0).astype(np_dtype(dtype)).reshape(shape)
+
+
+def asymmetric(
+    shape: tuple[int, ...], dtype: Any, rng: np.random.Generator, sign: int
+) -> np.ndarray:
+    """Finite random values whose largest magnitude has ``sign`` (and is unique): a
+    per-tensor maximum taken without ``abs``, or over ``x`` instead of ``tanh x``, differs."""
+    dt = np_dtype(dtype)
+    values = random_inputs(shape, dt, rng).astype(np.float64).reshape(-1)
+    values = np.clip(values, -1.2, 1.2)
+    values[rng.integers(values.size)] = 1.7 * sign
+    return values.astype(dt).reshape(shape)

@@ -61,19 +61,19 @@ mode, and a float64 tensor with x64 off is an error, not a silent cast to float3
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
 import pickle
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import jax
 import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
-import torch
 from flax import nnx
-from torch import nn
 
 __all__ = [
     "UnsafeCheckpointError",
@@ -87,15 +87,71 @@ __all__ = [
 ]
 
 Path = tuple[str, ...]
-_SUPPORTED_MODULES = (
-    nn.Linear,
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.Conv3d,
-    nn.modules.batchnorm._BatchNorm,
-    nn.LayerNorm,
-    nn.GroupNorm,
+
+# PyTorch is optional (the ``torch`` extra): importing this module never imports it, and
+# ``nhwc_flatten_kernel`` / ``nchw_flatten_kernel`` work without it. ``torch`` and ``nn``
+# below import it on first use; the torch functions check for it before doing anything.
+_NEEDS_TORCH = (
+    "{what} needs PyTorch, which is not installed (or failed to import). Install the torch "
+    'extra: pip install "bitorch-jax[torch]" (from a checkout: pip install -e ".[torch]").'
 )
+
+
+def _import_torch(module: str = "torch", what: str = "bitorch_jax.convert") -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(_NEEDS_TORCH.format(what=what), name="torch") from error
+
+
+class _LazyModule:
+    """``torch`` or ``torch.nn``, imported on the first attribute access."""
+
+    __slots__ = ("_module",)
+
+    def __init__(self, module: str) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_import_torch(self._module), name)
+
+    def __repr__(self) -> str:
+        return f"<lazy module {self._module!r}>"
+
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+else:
+    torch = _LazyModule("torch")
+    nn = _LazyModule("torch.nn")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _needs_torch(function: _F) -> _F:
+    """Check for torch before ``function`` runs: without it, the ImportError names the extra."""
+
+    @functools.wraps(function)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        _import_torch(what=f"bitorch_jax.convert.{function.__name__}")
+        return function(*args, **kwargs)
+
+    return checked  # type: ignore[return-value]
+
+
+def _supported_modules() -> tuple[type, ...]:
+    return (
+        nn.Linear,
+        nn.Conv1d,
+        nn.Conv2d,
+        nn.Conv3d,
+        nn.modules.batchnorm._BatchNorm,
+        nn.LayerNorm,
+        nn.GroupNorm,
+    )
+
+
 _BATCHNORM_TORCH = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
 _BATCHNORM_FLAX = {v: k for k, v in _BATCHNORM_TORCH.items()}
 _STATS = ("mean", "var")
@@ -184,6 +240,7 @@ def nchw_flatten_kernel(kernel: Any, chw: tuple[int, ...]) -> Any:
 # ----------------------------------------------------------------------------- torch side
 
 
+@_needs_torch
 def load_torch_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a ``.pt`` checkpoint with ``torch.load(path, weights_only=True)``.
 
@@ -220,7 +277,7 @@ def _state_dict_of(source: Any) -> Mapping[str, torch.Tensor]:
     if isinstance(source, nn.Module):
         for name, module in source.named_modules():
             own = [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
-            if own and not isinstance(module, _SUPPORTED_MODULES):
+            if own and not isinstance(module, _supported_modules()):
                 raise ValueError(
                     f"convert: module {name or '<root>'!r} of type {type(module).__name__} is "
                     f"not supported (supported: Linear, Conv1d/2d/3d and their quantized "
@@ -301,6 +358,7 @@ def _check_name_map(name_map: Mapping[str, str] | None) -> None:
 # ----------------------------------------------------------------------------- Flax side
 
 
+@_needs_torch
 def torch_to_linen(
     source: Mapping[str, torch.Tensor] | nn.Module | str | os.PathLike,
     *,
@@ -353,6 +411,7 @@ def _nnx_variables(flat_state: Any) -> dict[tuple[str, Path, str], Any]:
     return found
 
 
+@_needs_torch
 def torch_to_nnx(
     source: Mapping[str, torch.Tensor] | nn.Module | str | os.PathLike,
     model: nnx.Module,
@@ -457,6 +516,7 @@ def _flat_to_torch(
     return ordered
 
 
+@_needs_torch
 def linen_to_torch(
     variables: Mapping[str, Any],
     *,
@@ -482,6 +542,7 @@ def linen_to_torch(
     return _flat_to_torch(flat, name_map, template)
 
 
+@_needs_torch
 def nnx_to_torch(
     model: nnx.Module,
     *,

@@ -9,14 +9,27 @@ your own pair of quantizers::
     quantizer  params  dtype    device  max fwd diff  max grad diff  boundary flips  verdict
     ...
 
-The public names are loaded lazily, so ``from bitorch_common.oracles import oracle`` does
-not import torch or JAX.
+The suite compares against PyTorch, so it needs the ``torch`` extra
+(``pip install "bitorch-jax[torch]"``); without torch, importing this package raises an
+:class:`ImportError` that says so. ``bitorch_jax`` and ``bitorch_common`` need no torch.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+try:
+    import torch as _torch  # noqa: F401  (only checks that PyTorch is there)
+except ImportError as _exc:
+    raise ImportError(
+        "parity_tests compares bitorch_jax with the PyTorch reference and needs PyTorch, "
+        "which is not installed (or failed to import). Install the torch extra: "
+        'pip install "bitorch-jax[torch]" (from a checkout: pip install -e ".[torch]").',
+        name="torch",
+    ) from _exc
+
+from bitorch_common.tolerances import FLIP_ULPS, grad_tolerance, layer_tolerance
+from parity_tests.api import compare, run_cases
+from parity_tests.cases import Case, registry_cases
+from parity_tests.report import ParityReport, ParityResult
 
 __all__ = [
     "compare",
@@ -29,25 +42,3 @@ __all__ = [
     "layer_tolerance",
     "FLIP_ULPS",
 ]
-
-_WHERE = {
-    "compare": "parity_tests.api",
-    "run_cases": "parity_tests.api",
-    "Case": "parity_tests.cases",
-    "registry_cases": "parity_tests.cases",
-    "ParityReport": "parity_tests.report",
-    "ParityResult": "parity_tests.report",
-    "grad_tolerance": "bitorch_common.tolerances",
-    "layer_tolerance": "bitorch_common.tolerances",
-    "FLIP_ULPS": "bitorch_common.tolerances",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'parity_tests' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])

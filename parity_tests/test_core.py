@@ -109,22 +109,25 @@ def test_gradient_tolerance_float32():
     x = np.zeros(3, np.float32)
     g = np.array([1.0, -2.0, 0.5], np.float32)
     ga = np.array([1.0, 0.001, -0.25], np.float32)
-    # S = 1 (the largest |grad/g|): allowed = 8 * eps * |g|
-    ok = ga + np.array([7, 15, 3], np.float32) * np.float32(2.0**-23)
-    bad = ga + np.array([0, 17, 0], np.float32) * np.float32(2.0**-23)
+    # S = 1 (the largest |grad/g|): allowed = 4 * eps * |g|
+    ok = ga + np.array([3, 7, 1], np.float32) * np.float32(2.0**-23)
+    bad = ga + np.array([0, 9, 0], np.float32) * np.float32(2.0**-23)
     y = np.zeros(3, np.float32)
     assert compare_sample(x, g, (y, ga), (y, ok)).failures == 0
     res = compare_sample(x, g, (y, ga), (y, bad))
     assert res.failures == 1 and res.failure_list[0].index == (1,)
-    assert res.failure_list[0].allowed == pytest.approx(8 * 2.0**-23 * 2)
+    assert res.failure_list[0].allowed == pytest.approx(4 * 2.0**-23 * 2)
+    # an exactly specified gradient gets no tolerance at all
+    exact = compare_sample(x, g, (y, ga), (y, ok), grad_exact=True)
+    assert exact.failures == 3 and [e.index for e in exact.failure_list] == [(0,), (1,), (2,)]
 
 
 def test_gradient_tolerance_scale_is_an_upper_bound_of_the_factor():
     x = np.zeros(1, np.float32)
     g = np.ones(1, np.float32)
     y = np.zeros(1, np.float32)
-    a, b = np.float32([1e-3]), np.float32([1e-3 + 5e-6])
-    assert compare_sample(x, g, (y, a), (y, b), grad_scale=10.0).failures == 0  # 8*eps*10
+    a, b = np.float32([1e-3]), np.float32([1e-3 + 4e-6])
+    assert compare_sample(x, g, (y, a), (y, b), grad_scale=10.0).failures == 0  # 4*eps*10
     assert compare_sample(x, g, (y, a), (y, b), grad_scale=1.0).failures == 1
 
 
