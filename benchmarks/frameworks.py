@@ -26,6 +26,8 @@ import bitorch.quantizations as tq
 import bitorch_jax.quantizations as jq
 from benchmarks.cases import Case
 from benchmarks.timing import Timed
+from bitorch_common.comparison import compare_sample
+from bitorch_common.inputs import np_dtype
 
 __all__ = [
     "DTYPES",
@@ -234,23 +236,41 @@ def _to_numpy(array: Any) -> np.ndarray:
     return np.asarray(array).astype(np.float64)  # exact for every float dtype
 
 
-def check_agreement(reference: tuple[Any, Any], other: tuple[Any, Any], dtype: str) -> dict:
-    """Compare ``(y, dx)`` of two implementations of one quantizer.
+def check_agreement(
+    reference: tuple[Any, Any],
+    other: tuple[Any, Any],
+    dtype: str,
+    *,
+    x: Any = None,
+    g: Any = None,
+    rules: dict[str, Any] | None = None,
+) -> dict:
+    """Compare ``(y, dx)`` of two implementations of one quantizer at input ``x``.
 
-    Forward outputs are discrete, so they are counted as equal or not (a few boundary
-    flips, as SPEC.md allows, show up as a small count); gradients are compared with a
-    tolerance of a few units in the last place of ``dtype``. This is a sanity check that
-    the timed code computes the same thing, not the parity test suite.
+    The comparison is the parity engine's (:func:`bitorch_common.comparison.compare_sample`)
+    with ``rules``, the quantizer row's comparison rules
+    (:meth:`bitorch_common.quantizers.Variant.comparison_rules`): boundary flips are
+    counted separately from forward mismatches, and exactly specified gradients must be
+    bit-equal. Without ``rules`` (or ``x``) every value must be bit-equal. This is a
+    sanity check that the timed code computes the same thing, not the parity suite.
     """
-    y_ref, dx_ref = (_to_numpy(a) for a in reference)
-    y_oth, dx_oth = (_to_numpy(a) for a in other)
-    eps = {"float32": 2.0**-23, "float64": 2.0**-52, "float16": 2.0**-10, "bfloat16": 2.0**-7}
-    rtol = 16 * eps[dtype]
-    y_diff = ~((y_ref == y_oth) | (np.isnan(y_ref) & np.isnan(y_oth)))
-    scale = float(np.nanmax(np.abs(dx_ref))) if dx_ref.size else 0.0
-    close = np.isclose(dx_oth, dx_ref, rtol=rtol, atol=rtol * scale, equal_nan=True)
+    dt = np_dtype(dtype)
+    y_ref, dx_ref = (_to_numpy(a).astype(dt) for a in reference)
+    y_oth, dx_oth = (_to_numpy(a).astype(dt) for a in other)
+    if rules is None or x is None:
+        rules = {"discrete": True, "grad_exact": True}
+        x = np.zeros(y_ref.shape, dt)
+    x = _to_numpy(x).astype(dt)
+    g = np.ones(y_ref.shape, dt) if g is None else _to_numpy(g).astype(dt)
+    result = compare_sample(x, g, (y_ref, dx_ref), (y_oth, dx_oth), **rules)
+    if result.problems:
+        raise ValueError(f"outputs cannot be compared: {'; '.join(result.problems)}")
+    y64, o64 = y_ref.astype(np.float64), y_oth.astype(np.float64)
+    forward = int(np.sum(~((y64 == o64) | (np.isnan(y64) & np.isnan(o64))))) - result.flips
+    diff = np.abs(dx_oth.astype(np.float64) - dx_ref.astype(np.float64))
     return {
-        "forward_mismatches": int(y_diff.sum()),
-        "gradient_mismatches": int((~close).sum()),
-        "gradient_max_abs_diff": float(np.nanmax(np.abs(dx_oth - dx_ref))) if dx_ref.size else 0.0,
+        "forward_mismatches": forward,
+        "boundary_flips": result.flips,
+        "gradient_mismatches": result.failures - forward,
+        "gradient_max_abs_diff": float(np.nanmax(diff)) if dx_ref.size else 0.0,
     }

@@ -33,6 +33,7 @@ from benchmarks.frameworks import (
     torch_eager_fwd_bwd,
 )
 from benchmarks.timing import Timed, interleaved, summarize
+from bitorch_common.quantizers import Variant, row
 
 __all__ = ["IMPLEMENTATIONS", "bench_quantizer", "warm_up_compilers"]
 
@@ -111,7 +112,10 @@ def bench_quantizer(
     if reference is not None:
         for name, out in outputs.items():
             if name != reference:
-                agreement[name] = check_agreement(outputs[reference], out, dtype)
+                agreement[name] = check_agreement(
+                    outputs[reference], out, dtype, x=data.x_torch, g=data.g_torch,
+                    rules=Variant(row(case.key), case.params).comparison_rules(),
+                )  # fmt: skip
     outputs.clear()
     programs = {}
     for name, donated in (("jax", False), ("jax_donated", True)):
