@@ -5,12 +5,11 @@ The input is quantized (after gradient cancellation), then padded with ``pad_val
 quantized weight, with no padding of its own. ``stride``, ``dilation`` and ``groups``
 mean what they mean in ``nn.ConvNd``.
 
-Bias: bitorch 0.4.1 accepted ``bias=True`` (the ``nn.ConvNd`` default) and then never
-used it, a parameter that silently did nothing. Here ``bias`` defaults to ``False`` (a
-binary convolution is normally followed by BatchNorm, which has its own shift); with
-``bias=True`` the (full-precision) bias is added after the convolution, as a user of
-``nn.ConvNd`` expects. A bitorch 0.4.1 checkpoint therefore carries conv ``bias`` entries
-that bitorch ignored: drop them before loading it into a layer built with ``bias=False``.
+Bias: ``bias`` defaults to ``False``, as in bitorch 0.4.1, whose convolutions refuse
+``bias=True`` (an assertion) and whose ``state_dict`` holds only ``weight``; a 0.4.1
+checkpoint therefore loads as it is. A binary convolution is normally followed by
+BatchNorm, which has its own shift. ``bias=True`` is an extension here: the
+(full-precision) bias is added after the convolution, as a user of ``nn.ConvNd`` expects.
 """
 
 from __future__ import annotations
