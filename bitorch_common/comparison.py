@@ -249,12 +249,12 @@ def compare_sample(
     (ya, ga), (yb, gb) = left, right
     for what, a, b in (("forward", ya, yb), ("gradient", ga, gb)):
         a, b = np.asarray(a), np.asarray(b)
-        if a.shape != b.shape or a.dtype != b.dtype:
-            result.problems.append(
-                f"{what} differs in shape or dtype: {a.shape} {a.dtype} vs {b.shape} {b.dtype}"
-            )
+        if a.dtype != b.dtype:
+            result.problems.append(f"{what} dtype: left {a.dtype}, right {b.dtype}")
+        if a.shape != b.shape:
+            result.problems.append(f"{what} shape: left {a.shape}, right {b.shape}")
         elif a.shape != np.shape(x):
-            result.problems.append(f"{what} shape {a.shape} is not the input's {np.shape(x)}")
+            result.problems.append(f"{what} shape: both {a.shape}, input {np.shape(x)}")
     if result.problems:
         result.failures = len(result.problems)
         return result

@@ -18,12 +18,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import jax
 import numpy as np
 
-from bitorch_common.comparison import compare_sample
+from bitorch_common.comparison import SampleComparison, compare_sample
 from bitorch_common.inputs import cotangents, make_samples, np_dtype
 from bitorch_common.tolerances import DTYPES, dtype_name
-from parity_tests.backends import DEVICES, gpu_status, jax_runner, run_jax, run_torch
+from parity_tests.backends import (
+    DEVICES,
+    gpu_status,
+    jax_runner,
+    jax_x64,
+    run_jax,
+    run_torch,
+    to_torch,
+)
 from parity_tests.cases import Case
 from parity_tests.report import ParityReport, ParityResult
 
@@ -87,6 +96,33 @@ def _framework_outputs(
     }
 
 
+def _output_mismatches(
+    case: Case, samples: list[np.ndarray], device: str
+) -> list[SampleComparison] | None:
+    """After a framework run raised: per input array, whether the forward outputs of the
+    two frameworks differ from each other (or from the input) in shape or dtype, as
+    :func:`compare_sample` words it; ``None`` when none does (or this check fails too), so
+    that the original error is reported instead.
+
+    A wrong output shape makes the gradient step itself fail (the cotangent has the
+    input's shape), so the shapes are found with a forward pass alone: torch runs
+    ``case.torch_fn``, JAX only traces ``case.jax_fn`` (:func:`jax.eval_shape`).
+    """
+    try:
+        found = []
+        for x in samples:
+            y = case.torch_fn(to_torch(x, device))
+            torch_out = np.zeros(tuple(y.shape), np_dtype(str(y.dtype).removeprefix("torch.")))
+            with jax_x64(x.dtype):
+                out = jax.eval_shape(case.jax_fn, jax.ShapeDtypeStruct(x.shape, x.dtype))
+            jax_out = np.zeros(tuple(out.shape), np_dtype(str(out.dtype)))
+            g = np.zeros_like(x)
+            found.append(compare_sample(x, g, (torch_out, g), (jax_out, g)))
+    except Exception:  # noqa: BLE001 - the diagnosis is best effort; the error stands
+        return None
+    return found if any(c.problems for c in found) else None
+
+
 def _rows(
     case: Case,
     dtype: str,
@@ -102,11 +138,15 @@ def _rows(
     need = set(devices) | ({"cpu"} if "gpu" in devices else set())
     outputs: dict[str, Any] = {}
     errors: dict[str, str] = {}
+    mismatches: dict[str, list[SampleComparison]] = {}
     for device in sorted(need):
         try:
             outputs[device] = _framework_outputs(case, samples, grads, device, runner)
         except Exception as exc:  # noqa: BLE001 - reported as an ERROR row, not hidden
             errors[device] = f"{type(exc).__name__}: {exc}"
+            found = _output_mismatches(case, samples, device)
+            if found is not None:
+                mismatches[device] = found
 
     pairs = [(d, "torch", "jax", d, d) for d in devices]
     if "gpu" in devices:
@@ -122,7 +162,11 @@ def _rows(
         for label, left, right, dev_left, dev_right in pairs:
             result = ParityResult(case.name, case.params_text, dtype, label, left=left, right=right)
             failed = [errors[d] for d in (dev_left, dev_right) if d in errors]
-            if failed:
+            named = [c for c in mismatches.get(dev_left, [])[start:stop] if c.problems]
+            if (left, right) == ("torch", "jax") and named:
+                for comparison in named:  # outputs of another shape or dtype: FAIL, named
+                    result.add(comparison)
+            elif failed:
                 result.error = failed[0]
             else:
                 fw_left, fw_right = left.split(":")[0], right.split(":")[0]
@@ -294,9 +338,11 @@ def compare(
     """Compare your torch quantizer with your JAX quantizer; returns a :class:`ParityReport`.
 
     Both callables take one array and return an array of its shape (the same dtype in
-    both frameworks). Inputs: ``shape=`` makes random values (``2*normal`` or
-    ``uniform(-1.5, 1.5)``) with SPEC.md's edge values (``edge_values=False`` leaves them
-    out); or ``inputs=`` gives one array (NumPy, JAX or torch) or a list of arrays.
+    both frameworks; otherwise the row is ``FAIL`` and its details name the mismatch, e.g.
+    ``forward dtype: torch bfloat16, jax float32``). Inputs: ``shape=`` makes random
+    values (``2*normal`` or ``uniform(-1.5, 1.5)``) with SPEC.md's edge values
+    (``edge_values=False`` leaves them out); or ``inputs=`` gives one array (NumPy, JAX or
+    torch) or a list of arrays.
     ``dtypes``: names or dtype objects; default: the dtype of ``inputs``, else float32.
     ``devices``: ``"cpu"``, ``"gpu"`` or ``"all"`` (CPU, and
     GPU when present); an absent GPU is listed in ``report.skipped``.

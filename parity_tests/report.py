@@ -3,7 +3,8 @@
 A :class:`ParityResult` is one table row (one quantizer, parameters, dtype and device);
 a :class:`ParityReport` is a list of rows plus the cases that were skipped (and why).
 Both render as the same table as ``python -m parity_tests`` (``str()`` or ``.table()``);
-a failure's details name the differing elements, their inputs and both values.
+a failure's details name the differing elements, their inputs and both values, or, when
+the two sides' outputs differ in shape or dtype, that mismatch (no element is compared then).
 """
 
 from __future__ import annotations
@@ -50,22 +51,37 @@ class ParityResult(SampleComparison):
     left: str = "torch"
     right: str = "jax"
     error: str | None = None
+    #: ``"quantizer"`` or ``"layer"`` (then ``quantizer`` holds the layer case id and
+    #: ``params`` the Flax API compared: ``linen``/``nnx``, or ``torch`` for CPU vs GPU)
+    kind: str = "quantizer"
 
     @property
     def ok(self) -> bool:
         """True when nothing failed (boundary flips are allowed and shown)."""
-        return self.error is None and self.failures == 0
+        return self.error is None and self.failures == 0 and not self.problems
 
     @property
     def verdict(self) -> str:
-        """``PASS``, ``FAIL`` or ``ERROR`` (a framework raised)."""
+        """``PASS``, ``FAIL`` (differing elements, or outputs of another shape or dtype)
+        or ``ERROR`` (a framework raised)."""
         if self.error is not None:
             return "ERROR"
-        return "PASS" if self.failures == 0 else "FAIL"
+        return "PASS" if self.failures == 0 and not self.problems else "FAIL"
 
     def add(self, sample: SampleComparison) -> None:
-        """Fold one input array's comparison into this row."""
+        """Fold one input array's comparison into this row.
+
+        A sample whose outputs differ in shape or dtype (``sample.problems``; its elements
+        were not compared) adds those problems, with ``left``/``right`` replaced by this
+        row's side names and each distinct problem once, and nothing else.
+        """
         self.elements += sample.elements
+        if sample.problems:
+            for problem in sample.problems:
+                named = _name_sides(problem, self.left, self.right)
+                if named not in self.problems:
+                    self.problems.append(named)
+            return
         self.max_forward_diff = max(self.max_forward_diff, sample.max_forward_diff)
         self.max_grad_diff = max(self.max_grad_diff, sample.max_grad_diff)
         self.grad_tolerance_used = max(self.grad_tolerance_used, sample.grad_tolerance_used)
@@ -73,12 +89,11 @@ class ParityResult(SampleComparison):
         self.failures += sample.failures
         self.flip_list += sample.flip_list
         self.failure_list += sample.failure_list
-        self.problems += sample.problems
 
     def row(self) -> tuple[str, ...]:
         """The table cells of this result."""
-        if self.error is not None:
-            fwd = grad = flips = "-"
+        if self.error is not None or self.problems:
+            fwd = grad = flips = "-"  # not compared
         else:
             fwd, grad, flips = (
                 _num(self.max_forward_diff),
@@ -97,15 +112,17 @@ class ParityResult(SampleComparison):
         )
 
     def details(self) -> str:
-        """Failures (every problem, up to ten elements per kind) and boundary flips."""
+        """Failures (a shape or dtype mismatch by name, up to ten differing elements per
+        kind) and boundary flips."""
         lines = []
         if self.error is not None:
             lines.append(f"ERROR {self.title}: {self.error}")
+        if self.problems:
+            lines.append(f"FAIL {self.title}: " + "; ".join(self.problems))
         if self.failures:
             lines.append(f"FAIL {self.title}: {self.failures} differing element(s)")
-            lines += [f"  {p}" for p in self.problems]
             lines += [f"  {e.describe(self.left, self.right)}" for e in self.failure_list]
-            shown = len(self.failure_list) + len(self.problems)
+            shown = len(self.failure_list)
             if shown < self.failures:
                 lines.append(f"  ... and {self.failures - shown} more")
         if self.flips:
@@ -129,6 +146,7 @@ class ParityResult(SampleComparison):
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of this row, with the listed elements."""
         return {
+            "kind": self.kind,
             "quantizer": self.quantizer,
             "params": self.params,
             "dtype": self.dtype,
@@ -147,6 +165,13 @@ class ParityResult(SampleComparison):
             "failing_elements": [e.to_dict() for e in self.failure_list],
             "flip_elements": [e.to_dict() for e in self.flip_list],
         }
+
+
+def _name_sides(problem: str, left: str, right: str) -> str:
+    """``"forward dtype: left float32, right bfloat16"`` (as
+    :func:`~bitorch_common.comparison.compare_sample` words a shape or dtype mismatch) with
+    the sides' names: ``"forward dtype: torch float32, jax bfloat16"``."""
+    return problem.replace(": left ", f": {left} ", 1).replace(", right ", f", {right} ", 1)
 
 
 def format_table(results: list[ParityResult]) -> str:
@@ -215,9 +240,10 @@ class ParityReport:
         """Per dtype: the largest forward and gradient differences of all rows, and the
         largest fraction of the gradient tolerance used."""
         lines = ["largest differences by dtype (share of the gradient tolerance used):"]
-        dtypes = list(dict.fromkeys(r.dtype for r in self.results if r.error is None))
+        measured = [r for r in self.results if r.error is None and not r.problems]
+        dtypes = list(dict.fromkeys(r.dtype for r in measured))
         for dtype in dtypes:
-            rows = [r for r in self.results if r.dtype == dtype and r.error is None]
+            rows = [r for r in measured if r.dtype == dtype]
             fwd = max(r.max_forward_diff for r in rows)
             grad = max(r.max_grad_diff for r in rows)
             used = max(r.grad_tolerance_used for r in rows)

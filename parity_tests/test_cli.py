@@ -34,7 +34,9 @@ def test_a_small_run_passes_and_writes_json(capsys, tmp_path):
     assert data["ok"] is True and data["seed"] == 7 and data["size"] == 500
     assert {r["dtype"] for r in data["results"]} == {"bfloat16"}
     # weightdorefa compares three arrays (main, with one NaN, all zeros)
-    assert {r["elements"] for r in data["results"]} == {500, 1500}
+    # sign: the main array, an all-subnormal and an all-zero one; weightdorefa (tensor-wide)
+    # also one with NaN and two asymmetric finite ones
+    assert {r["elements"] for r in data["results"]} == {3 * 500, 6 * 500}
 
 
 def test_default_devices_mention_the_gpu(capsys):

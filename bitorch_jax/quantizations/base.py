@@ -126,6 +126,30 @@ def positive_nonzero(x: jax.Array) -> jax.Array:
     return bits > 0
 
 
+def _check_like_input(forward: Callable[..., Any], x: Any, y: Any) -> None:
+    """The contract of :func:`straight_through`: ``forward``'s output has the shape and
+    dtype of its input ``x`` (checked at trace time: shapes and dtypes are static)."""
+    fname = getattr(forward, "__name__", repr(forward))
+    if not (hasattr(y, "shape") and hasattr(y, "dtype")):
+        raise TypeError(
+            f"straight_through: {fname} must return an array of the input's shape and "
+            f"dtype, got {type(y).__name__}"
+        )
+    x_shape, x_dtype = jnp.shape(x), jnp.result_type(x)
+    if jnp.dtype(y.dtype) != jnp.dtype(x_dtype):
+        raise TypeError(
+            f"straight_through: {fname} returned dtype {jnp.dtype(y.dtype)} for an input of "
+            f"dtype {jnp.dtype(x_dtype)}; the output must have the input's dtype (the "
+            "gradient passes to the input unchanged), e.g. end with .astype(x.dtype)"
+        )
+    if tuple(y.shape) != tuple(x_shape):
+        raise ValueError(
+            f"straight_through: {fname} returned shape {tuple(y.shape)} for an input of "
+            f"shape {tuple(x_shape)}; the output must have the input's shape (the gradient "
+            "passes to the input unchanged)"
+        )
+
+
 def straight_through(
     forward: Callable[..., jax.Array] | None = None, *, static_argnums: Sequence[int] = ()
 ) -> Any:
@@ -135,7 +159,9 @@ def straight_through(
     cotangent to ``x`` unchanged (``dq/dx = 1``); the other arguments get no gradient.
     Arguments at ``static_argnums`` (such as ``bits``) must be hashable Python values;
     the rest may be traced arrays. Nothing is saved for the backward pass. The output
-    must have the shape and dtype of ``x``. Use as a decorator, with or without arguments.
+    must have the shape and dtype of ``x``: otherwise calling the function raises, when it
+    is traced, ``TypeError`` (dtype) or ``ValueError`` (shape) naming ``forward`` and both
+    dtypes or shapes. Use as a decorator, with or without arguments.
     Like every ``custom_vjp`` function it supports reverse mode only: :func:`jax.jvp` on it
     raises ``TypeError`` (see the module docstring).
 
@@ -153,14 +179,19 @@ def straight_through(
     if 0 in static:
         raise ValueError("straight_through: argument 0 is the input and cannot be static")
 
+    def checked_forward(*args: Any) -> jax.Array:
+        y = forward(*args)
+        _check_like_input(forward, args[0], y)
+        return y
+
     @functools.partial(jax.custom_vjp, nondiff_argnums=static)
     def ste(*args: Any) -> jax.Array:
-        return forward(*args)
+        return checked_forward(*args)
 
     def ste_fwd(*args: Any) -> tuple[jax.Array, tuple[None, ...]]:
         # The residual is a tuple of Nones, one per non-static argument: it has no array
         # leaves (nothing is saved) but tells the backward rule how many cotangents to give.
-        return forward(*args), (None,) * (len(args) - len(static))
+        return checked_forward(*args), (None,) * (len(args) - len(static))
 
     def ste_bwd(*nondiff_res_g: Any) -> tuple:
         res, g = nondiff_res_g[-2], nondiff_res_g[-1]
@@ -170,6 +201,48 @@ def straight_through(
     return functools.wraps(forward)(ste)
 
 
+_INIT_REFUSED = """\
+{cls} defines __init__, but a bitorch_jax Quantization must not: it is a frozen dataclass
+whose fields are its hyperparameters, and its equality and hash (which jax.jit static
+arguments and Flax modules use to tell two quantizers apart) are computed from those
+fields. With a hand-written __init__ every instance would compare equal to every other
+one and a jitted function would silently reuse the first trace. Declare each
+hyperparameter as an annotated field instead, and validate or normalise it in
+__post_init__ with object.__setattr__:
+
+    class {cls}(Quantization):
+        name = "{name}"  # registry key: a plain class attribute, not a field
+        t: float = 0.0   # a hyperparameter: an annotated field with its default
+
+        def __post_init__(self):
+            object.__setattr__(self, "t", float(self.t))
+
+        def quantize(self, x):
+            ...
+
+and build it with keyword arguments: {cls}(t=0.9)."""
+
+# Field objects that Quantization.__init_subclass__ put back as class attributes so that a
+# ``@dataclasses.dataclass`` decorator written on top sees the same field specifications;
+# _settle() replaces them with their defaults once the class is complete.
+_PENDING = "_Quantization__pending_fields"
+
+
+def _settle(cls: type) -> None:
+    """Replace the ``dataclasses.Field`` class attributes left for a decorator (see
+    :meth:`Quantization.__init_subclass__`) by their defaults, as ``dataclass`` does."""
+    pending = cls.__dict__.get(_PENDING)
+    if pending is None:
+        return
+    for attr, fld in pending.items():
+        if cls.__dict__.get(attr) is fld:
+            if fld.default is dataclasses.MISSING:
+                delattr(cls, attr)
+            else:
+                setattr(cls, attr, fld.default)
+    delattr(cls, _PENDING)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Quantization:
     """Superclass of quantizer objects; mirror of ``bitorch.quantizations.Quantization``.
@@ -177,10 +250,66 @@ class Quantization:
     Subclasses set the class attributes ``name`` (registry key) and ``bit_width`` (or a
     ``bit_width`` property) and implement :meth:`quantize`. Calling the object calls
     ``quantize``.
+
+    Every subclass is a frozen, keyword-only dataclass, with or without a
+    ``@dataclasses.dataclass(frozen=True, kw_only=True)`` decorator: its hyperparameters
+    are annotated fields, equality and hash are computed from them (so two quantizers with
+    different hyperparameters are different static arguments of :func:`jax.jit` and
+    different Flax module attributes), and setting any attribute after construction raises
+    :class:`dataclasses.FrozenInstanceError` (``dataclasses.replace`` makes a changed
+    copy). Validate or normalise fields in ``__post_init__`` with ``object.__setattr__``.
+    A subclass that defines ``__init__`` is refused with ``TypeError`` when it is created.
+
+    Example::
+
+        >>> @straight_through(static_argnums=(1,))
+        ... def thresh(x, t):
+        ...     return jnp.where(x > t, 1.0, -1.0).astype(x.dtype)
+        >>> class Thresh(Quantization):
+        ...     name = "thresh"  # registry key: a class attribute, not a field
+        ...     t: float = 0.0  # a hyperparameter: an annotated field
+        ...     def __post_init__(self):
+        ...         object.__setattr__(self, "t", float(self.t))
+        ...     def quantize(self, x):
+        ...         return thresh(x, self.t)
+        >>> Thresh(t=0.5) == Thresh(t=0.5), Thresh(t=0.5) == Thresh(t=0.9)
+        (True, False)
+        >>> Thresh(t=0.5)(jnp.array([0.2, 0.7]))
+        Array([-1.,  1.], dtype=float32)
     """
 
     name: ClassVar[str] = "__abstract__"
     bit_width: ClassVar[int] = 32
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            raise TypeError(
+                _INIT_REFUSED.format(
+                    cls=cls.__name__, name=str(cls.__dict__.get("name", cls.__name__.lower()))
+                )
+            )
+        # The bases are complete (a decorator on them has run): settle their fields first.
+        for base in reversed(cls.__mro__[1:]):
+            _settle(base)
+        pending = {k: v for k, v in cls.__dict__.items() if isinstance(v, dataclasses.Field)}
+        dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+        # dataclass's own frozen __setattr__/__delattr__ let a subclass instance set names
+        # that are not fields; the base's (below) refuse every name. Removing them also lets
+        # an explicit ``@dataclasses.dataclass(frozen=True, ...)`` decorator process the class
+        # a second time (it refuses to overwrite them), and the Field objects put back give
+        # that second pass the same field specifications as the first.
+        for method in ("__setattr__", "__delattr__"):
+            if method in cls.__dict__:
+                delattr(cls, method)
+        if pending:
+            for attr, fld in pending.items():
+                setattr(cls, attr, fld)
+            setattr(cls, _PENDING, pending)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Quantization:
+        _settle(cls)
+        return super().__new__(cls)
 
     @property
     def bitwidth(self) -> int:
@@ -197,3 +326,24 @@ class Quantization:
     def __call__(self, x: jax.Array) -> jax.Array:
         """Quantize ``x`` with :meth:`quantize`."""
         return self.quantize(x)
+
+
+def _frozen_setattr(self: Quantization, attr: str, value: Any) -> None:
+    if any(f.name == attr and f.init for f in dataclasses.fields(self)):
+        how = f"; dataclasses.replace(quantizer, {attr}=...) makes a changed copy"
+    else:
+        how = f" and {attr!r} is not one of its fields"
+    raise dataclasses.FrozenInstanceError(
+        f"cannot assign to {attr!r}: {type(self).__name__} is frozen{how}"
+    )
+
+
+def _frozen_delattr(self: Quantization, attr: str) -> None:
+    raise dataclasses.FrozenInstanceError(
+        f"cannot delete {attr!r}: {type(self).__name__} is frozen"
+    )
+
+
+# Set after the decorator: ``dataclass(frozen=True)`` refuses a class body that defines them.
+Quantization.__setattr__ = _frozen_setattr  # type: ignore[method-assign,assignment]
+Quantization.__delattr__ = _frozen_delattr  # type: ignore[method-assign,assignment]
