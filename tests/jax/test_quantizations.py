@@ -1,11 +1,14 @@
-"""bitorch_jax quantizers against the NumPy oracles of ``bitorch_common.oracles``.
+"""bitorch_jax quantizers against the NumPy oracles of the quantizer table.
 
-One case table (``CASES``) drives the tests: every quantizer with the hyperparameters the
-issue names. Each case is run eagerly and under ``jax.jit``, in float16, bfloat16,
-float32 and float64 (the last inside a scoped ``jax.enable_x64``), on inputs that hold
-exact 0, -0.0, +-1, the neighbours of +-1, values past every threshold, the smallest
-normal and subnormal numbers, the largest finite numbers, +-inf and NaN. Gradients come
-from ``jax.vjp`` with random non-unit cotangents.
+Every variant of the quantizer table (``bitorch_common.quantizers.variants()``) is run
+eagerly and under ``jax.jit``, in float16, bfloat16, float32 and float64 (the last inside
+a scoped ``jax.enable_x64``), on the parity command's inputs (random values with SPEC.md's
+edge values planted: exact 0, -0.0, +-1 and its neighbours, values past every threshold,
+the smallest normal and subnormal numbers, the largest finite numbers, +-inf and NaN),
+plus an all-subnormal and an all-zero array, and for tensor-wide rows small values and
+finite arrays whose largest magnitude is negative or positive. Gradients come from
+``jax.vjp`` with random non-unit cotangents; both paths are compared with the oracle by
+the parity command's engine (``Variant.compare_to_oracle``).
 """
 
 from __future__ import annotations
@@ -23,132 +26,88 @@ import pytest
 
 import bitorch_jax.quantizations as bq
 import bitorch_jax.quantizations.base as bq_base
-from bitorch_common.oracles import oracle
+from bitorch_common.comparison import SampleComparison
+from bitorch_common.inputs import cotangents, make_samples, np_dtype
+from bitorch_common.quantizers import Variant, row, variants
 
 # NaN and inf inputs make the NumPy oracles warn ("invalid value", "overflow"); expected.
 pytestmark = pytest.mark.filterwarnings(
     "ignore:invalid value encountered:RuntimeWarning", "ignore:overflow encountered:RuntimeWarning"
 )
 
-FLOAT_DTYPES = {
-    "float16": np.dtype(np.float16),
-    "bfloat16": np.dtype(ml_dtypes.bfloat16),
-    "float32": np.dtype(np.float32),
-    "float64": np.dtype(np.float64),
-}
+FLOAT_DTYPES = {name: np_dtype(name) for name in ("float16", "bfloat16", "float32", "float64")}
 
 
 @dataclasses.dataclass(frozen=True)
-class Case:
-    """One quantizer configuration: registry key, hyperparameters, functional form."""
-
-    key: str
-    params: dict[str, Any]
-    function: Callable[..., jax.Array]
-
-    @property
-    def id(self) -> str:
-        return self.key + "".join(f"-{k}{v:g}" for k, v in self.params.items())
+class JaxVariant(Variant):
+    """A variant of the quantizer table plus how bitorch_jax builds it (all derived: the
+    class registered under the row's key, and the functional form the row names)."""
 
     def make(self) -> bq.Quantization:
         return bq.quantization_from_name(self.key)(**self.params)
+
+    @property
+    def function(self) -> Callable[..., jax.Array]:
+        """``bitorch_jax.quantizations.<spec.function>``."""
+        return getattr(bq, self.spec.function)
 
     def apply(self, x: jax.Array) -> jax.Array:
         return self.function(x, **self.params)
 
 
-CASES = [
-    Case("sign", {}, bq.sign),
-    Case("approxsign", {}, bq.approx_sign),
-    *(Case("swishsign", {"beta": b}, bq.swish_sign) for b in (1.0, 5.0, 10.0)),
-    Case("steheaviside", {}, bq.ste_heaviside),
-    *(Case("inputdorefa", {"bits": b}, bq.input_dorefa) for b in (1, 2, 4, 8)),
-    *(Case("weightdorefa", {"bits": b}, bq.weight_dorefa) for b in (1, 2, 4, 8)),
-    Case("identity", {}, bq.identity),
-]
-CASE_IDS = [c.id for c in CASES]
-CASE_BY_ID = {c.id: c for c in CASES}
-BIT_WIDTH = {"sign": 1, "approxsign": 1, "swishsign": 1, "steheaviside": 1, "identity": 32}
-
-# Gradient tolerances (|got - oracle| <= rtol * |oracle| + atol * beta * |g|), written once.
-# Every gradient is exact except SwishSign's: it goes through tanh and cosh, whose XLA and
-# NumPy implementations may differ by a few ulp of the float32/float64 compute dtype. Near
-# the zero of ``2 - bx*tanh(bx/2)`` that error is absolute (cancellation), hence the
-# ``atol`` relative to the gradient's scale ``beta*|g|``: 8 ulp of the compute dtype. The
-# half dtypes are computed in float32 and rounded once, so one float32-level difference
-# may move the result by 1 ulp of the half dtype: their ``rtol`` is that ulp.
-SWISH_TOLERANCE = {  # dtype name -> (rtol, atol per beta*|g|)
-    "float16": (2.0**-10, 8 * 2.0**-23),
-    "bfloat16": (2.0**-7, 8 * 2.0**-23),
-    "float32": (8 * 2.0**-23, 8 * 2.0**-23),
-    "float64": (8 * 2.0**-52, 8 * 2.0**-52),
-}
+VARIANTS = [JaxVariant(v.spec, dict(v.params)) for v in variants()]
+VARIANT_IDS = [v.id for v in VARIANTS]
+VARIANT_BY_ID = {v.id: v for v in VARIANTS}
 
 
-def special_values(dtype: np.dtype) -> list[float]:
-    """Exact zeros, +-1 and its neighbours, past-threshold, tiny, huge and non-finite values."""
-    fi = ml_dtypes.finfo(dtype)
-    eps, epsneg = float(fi.eps), float(fi.epsneg)
-    base = [
-        0.0,
-        1.0,
-        1.0 + eps,  # just past |x| <= 1
-        1.0 - epsneg,  # just inside
-        0.5,  # inputdorefa bits=1 rounding boundary (half to even)
-        0.3,
-        1.5,
-        2.0,
-        3.0,
-        100.0,
-        float(fi.tiny),  # smallest normal
-        float(fi.smallest_subnormal),  # XLA on CPU treats it as 0 in float comparisons
-        float(fi.max),
-        np.inf,
-    ]
-    return [v for b in base for v in (b, -b)] + [np.nan]
+# ----------------------------------------------------------------------------------------
+# Inputs: the parity command's (bitorch_common.inputs.make_samples), whatever they are:
+# random values with the edge values planted, an all-subnormal array (XLA on CPU treats
+# subnormals as zero in comparisons), an all-zero array with -0.0 mixed in, and for a
+# tensor-wide row the main array with one NaN and finite arrays whose largest magnitude
+# is negative / positive (weightdorefa's m = max|tanh x|). test_inputs_reach_every_rule
+# checks that they still hold all of that.
 
 
-def make_inputs(dtype: np.dtype, seed: int = 0) -> dict[str, np.ndarray]:
-    """Three (8, 8) inputs: with NaN, without NaN, and small values (max|tanh| < 1)."""
+def make_inputs(variant: Variant, dtype: Any, seed: int = 0) -> dict[str, np.ndarray]:
+    """The (8, 8) inputs of ``variant``: every array of the parity command's
+    :func:`~bitorch_common.inputs.make_samples` (``parity#0`` is the main one), and for a
+    tensor-wide row also small values (``max|tanh| < 1``, 0 and -0.0 among them)."""
+    dt = np_dtype(dtype)
     rng = np.random.default_rng(seed)
-    specials = np.array(special_values(dtype), dtype=np.float64)
-    rest = 64 - specials.size
-    with_nan = np.concatenate([specials, rng.normal(0.0, 1.5, rest)]).astype(dtype)
-    without_nan = np.where(np.isnan(with_nan), 0.7, with_nan.astype(np.float64)).astype(dtype)
-    small = np.concatenate([[0.0, -0.0, 0.25, -0.25], rng.normal(0.0, 0.3, 60)]).astype(dtype)
-    return {
-        k: v.reshape(8, 8)
-        for k, v in (("nan", with_nan), ("finite", without_nan), ("small", small))
-    }
+    tensor_wide = variant.spec.tensor_wide
+    samples = make_samples(
+        (8, 8), dt, rng, extra_edges=variant.extra_edges, tensor_wide=tensor_wide
+    )
+    result = {f"parity#{i}": x for i, x in enumerate(samples)}
+    if tensor_wide:
+        small = np.concatenate([[0.0, -0.0, 0.25, -0.25], rng.normal(0.0, 0.3, 60)])
+        result["small"] = small.reshape(8, 8).astype(dt)
+    return result
 
 
-def cotangent(shape: tuple[int, ...], dtype: np.dtype, seed: int = 1) -> np.ndarray:
-    """Random non-unit cotangent: magnitudes in [0.5, 2] with random signs."""
-    rng = np.random.default_rng(seed)
-    g = rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
-    return g.astype(dtype)
+def cotangent(shape: tuple[int, ...], dtype: Any, seed: int = 1) -> np.ndarray:
+    """Random non-unit cotangent, never 0 (:func:`bitorch_common.inputs.cotangents`)."""
+    return cotangents(shape, dtype, np.random.default_rng(seed))
 
 
-def fwd_and_grad(case: Case, x: jax.Array, g: jax.Array) -> tuple[jax.Array, ...]:
+# ----------------------------------------------------------------------------------------
+# Running and checking
+
+
+def fwd_and_grad(variant: JaxVariant, x: jax.Array, g: jax.Array) -> tuple[jax.Array, ...]:
     """Plain forward (the primal custom_vjp path), forward of the VJP, input gradient."""
-    plain = case.make()(x)
-    y, vjp = jax.vjp(case.apply, x)
+    plain = variant.make()(x)
+    y, vjp = jax.vjp(variant.apply, x)
     return plain, y, vjp(g)[0]
 
 
-def inputs_for(case: Case, dtype: np.dtype) -> dict[str, np.ndarray]:
-    """All three inputs for WeightDoReFa (a NaN poisons its whole output); the NaN one
-    for the elementwise quantizers, where it already holds every other value."""
-    inputs = make_inputs(dtype)
-    return inputs if case.key == "weightdorefa" else {"nan": inputs["nan"]}
-
-
 def evaluate(jobs: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]], mode: str) -> dict:
-    """Run every (case id, input name) job eagerly or in ONE jitted function (compiling
-    each case separately would dominate the suite's run time); return NumPy results."""
+    """Run every (variant id, input name) job eagerly or in ONE jitted function (compiling
+    each job separately would dominate the suite's run time); return NumPy results."""
 
     def all_jobs(arrays: dict) -> dict:
-        return {k: fwd_and_grad(CASE_BY_ID[k[0]], x, g) for k, (x, g) in arrays.items()}
+        return {k: fwd_and_grad(VARIANT_BY_ID[k[0]], x, g) for k, (x, g) in arrays.items()}
 
     f = jax.jit(all_jobs) if mode == "jit" else all_jobs
     arrays = {k: (jnp.asarray(x), jnp.asarray(g)) for k, (x, g) in jobs.items()}
@@ -165,77 +124,45 @@ def evaluate(jobs: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]], mode: s
 
 @functools.cache
 def oracle_run(dtype_name: str, mode: str) -> dict:
-    """Results of every case on the (8, 8) inputs, for one dtype and mode (cached)."""
+    """Results of every variant on its (8, 8) inputs, for one dtype and mode (cached)."""
     dtype = FLOAT_DTYPES[dtype_name]
     g = cotangent((8, 8), dtype)
-    jobs = {(c.id, n): (x, g) for c in CASES for n, x in inputs_for(c, dtype).items()}
+    jobs = {(v.id, name): (x, g) for v in VARIANTS for name, x in make_inputs(v, dtype).items()}
     return {"jobs": jobs, "results": evaluate(jobs, mode)}
 
 
 @functools.cache
 def small_run(dtype_name: str, mode: str) -> dict:
-    """Results of every case on 0-d inputs and empty arrays (cached)."""
+    """Results of every variant on 0-d inputs (the parity command's: the first edge values,
+    NaN, a random one) and on empty arrays (cached)."""
     dtype = FLOAT_DTYPES[dtype_name]
     jobs = {}
-    for c in CASES:
-        for value in ZERO_DIM_VALUES:
-            jobs[(c.id, f"0d={value}")] = (np.asarray(value, dtype), cotangent((), dtype))
+    for v in VARIANTS:
+        rng = np.random.default_rng(3)
+        zero_d = make_samples((), dtype, rng, tensor_wide=v.spec.tensor_wide)
+        for i, x in enumerate(zero_d):
+            jobs[(v.id, f"0d#{i}={float(x)}")] = (x, cotangent((), dtype, seed=i))
         for shape in EMPTY_SHAPES:
-            jobs[(c.id, f"empty{shape}")] = (np.zeros(shape, dtype), np.zeros(shape, dtype))
+            jobs[(v.id, f"empty{shape}")] = (np.zeros(shape, dtype), np.zeros(shape, dtype))
     return {"jobs": jobs, "results": evaluate(jobs, mode)}
 
 
-def assert_same_nans(got: np.ndarray, want: np.ndarray, what: str) -> None:
-    got_nan, want_nan = np.isnan(got.astype(np.float64)), np.isnan(want.astype(np.float64))
-    bad = np.argwhere(got_nan != want_nan)
-    assert bad.size == 0, f"{what}: NaN positions differ at {bad[:5].tolist()}"
+def failure_message(variant: Variant, result: SampleComparison, what: str) -> str:
+    """The comparison's problems and failing elements, oracle on the left."""
+    lines = [f"{variant.label} {what}: {result.failures} failure(s) against the NumPy oracle"]
+    lines += [f"  {p}" for p in result.problems]
+    lines += [f"  {e.describe('oracle', 'jax')}" for e in result.failure_list]
+    return "\n".join(lines)
 
 
-def assert_forward(case: Case, x: np.ndarray, got: np.ndarray) -> int:
-    """Exact equality with the oracle; returns the number of tolerated boundary flips.
-
-    Only WeightDoReFa can flip: its value before rounding goes through tanh, where XLA
-    and NumPy may differ by a few ulp, so an element whose oracle pre-round value lies
-    within 8 compute-dtype ulp (times n) of a ``k + 0.5`` boundary may land on either
-    side. Every other element, and every other quantizer, must match exactly.
-    """
-    orc = oracle(case.key, **case.params)
-    want = orc.forward(x)
-    assert_same_nans(got, want, f"{case.id} forward")
-    g64, w64 = got.astype(np.float64), want.astype(np.float64)
-    differ = ~((g64 == w64) | np.isnan(w64))
-    if not differ.any():
-        return 0
-    assert case.key == "weightdorefa", (
-        f"{case.id}: forward differs from the oracle at x={x[differ][:5]}: "
-        f"got {got[differ][:5]}, want {want[differ][:5]}"
-    )
-    n = 2 ** case.params["bits"] - 1
-    pre = orc.pre_round(x).astype(np.float64)
-    eps = float(np.finfo(pre.dtype).eps)
-    near = np.abs(pre - np.floor(pre) - 0.5) <= 8 * eps * n
-    levels = np.stack([2 * np.floor(pre) / n - 1, 2 * np.ceil(pre) / n - 1])
-    neighbour = np.isclose(g64, levels.astype(x.dtype).astype(np.float64)).any(axis=0)
-    bad = differ & ~(near & neighbour)
-    assert not bad.any(), f"{case.id}: non-boundary flip at x={x[bad][:5]}"
-    return int(differ.sum())
-
-
-def assert_gradient(case: Case, x: np.ndarray, g: np.ndarray, got: np.ndarray) -> None:
-    want = oracle(case.key, **case.params).grad(x, g)
-    assert_same_nans(got, want, f"{case.id} gradient")
-    g64, w64 = got.astype(np.float64), want.astype(np.float64)
-    finite = ~np.isnan(w64)
-    if case.key != "swishsign":
-        assert np.array_equal(g64[finite], w64[finite]), (
-            f"{case.id}: gradient differs at x={x[finite & (g64 != w64)][:5]}"
-        )
-        return
-    rtol, atol = SWISH_TOLERANCE[np.dtype(x.dtype).name]
-    scale = case.params["beta"] * np.abs(g.astype(np.float64))
-    err = np.abs(g64 - w64)
-    bad = finite & (err > rtol * np.abs(w64) + atol * scale)
-    assert not bad.any(), f"{case.id}: gradient error {err[bad][:5]} at x={x[bad][:5]}"
+def check_against_oracle(
+    variant: Variant, x: np.ndarray, g: np.ndarray, y: Any, grad: Any, what: str = ""
+) -> int:
+    """``y`` and ``grad`` of ``variant`` at ``x`` against the oracle, by the parity
+    command's rules (boundary flips allowed only where the row says); returns the flips."""
+    result = variant.compare_to_oracle(x, g, np.asarray(y), np.asarray(grad))
+    assert result.failures == 0 and not result.problems, failure_message(variant, result, what)
+    return result.flips
 
 
 def test_x64_is_off_outside_the_fixture() -> None:
@@ -248,7 +175,6 @@ def test_x64_is_off_outside_the_fixture() -> None:
 RUNS = [("float16", "jit"), ("bfloat16", "jit"), ("float32", "jit"), ("float64", "jit")]
 RUNS += [("float32", "eager")]
 SMALL_RUNS = [("bfloat16", "jit"), ("float32", "jit")]
-ZERO_DIM_VALUES = (-0.0, 0.3, np.nan)
 EMPTY_SHAPES = ((0,), (3, 0))
 
 
@@ -266,43 +192,72 @@ def small_results(request: pytest.FixtureRequest) -> dict:
     return small_run(*request.param)
 
 
-def check_case(case: Case, run: dict) -> int:
-    """Forward (both paths), NaN positions and gradient of ``case``; returns flips."""
+def check_variant(variant: JaxVariant, run: dict) -> int:
+    """Forward (both paths), NaN positions and gradient of ``variant``; returns flips."""
     flips, checked = 0, 0
-    for (case_id, name), (x, g) in run["jobs"].items():
-        if case_id != case.id:
+    for (variant_id, name), (x, g) in run["jobs"].items():
+        if variant_id != variant.id:
             continue
-        plain, y, grad = run["results"][(case_id, name)]
-        flips += assert_forward(case, x, plain)
-        flips += assert_forward(case, x, y)
-        assert_gradient(case, x, g, grad)
+        plain, y, grad = run["results"][(variant_id, name)]
+        flips += check_against_oracle(variant, x, g, plain, grad, f"{name} (object)")
+        flips += check_against_oracle(variant, x, g, y, grad, f"{name} (function, vjp)")
         checked += 1
     assert checked >= 1
     return flips
 
 
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_against_oracle(case: Case, oracle_results: dict) -> None:
+@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
+def test_against_oracle(variant: JaxVariant, oracle_results: dict) -> None:
     """Forward values, NaN positions, dtype and VJP input gradient match the oracle."""
-    flips = check_case(case, oracle_results)
+    flips = check_variant(variant, oracle_results)
     if flips:
-        print(f"{case.id}: {flips} WeightDoReFa boundary flip(s)")
+        print(f"{variant.id}: {flips} boundary flip(s)")
 
 
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_zero_dim_and_empty(case: Case, small_results: dict) -> None:
-    check_case(case, small_results)
+@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
+def test_zero_dim_and_empty(variant: JaxVariant, small_results: dict) -> None:
+    check_variant(variant, small_results)
 
 
-def test_inputs_hold_the_required_values() -> None:
-    """The input table really holds what the tests claim (guards against edits)."""
-    x = make_inputs(np.dtype(np.float32))["nan"].ravel()
-    for v in (0.0, 1.0, -1.0, np.inf, -np.inf, 2.0, -2.0):
+@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
+def test_inputs_reach_every_rule(variant: JaxVariant) -> None:
+    """The inputs really hold what the tests claim (guards against edits here and in
+    bitorch_common.inputs): the edge values, NaN, an all-subnormal array with both signs,
+    an all-zero array with both zeros, and for a tensor-wide row a NaN-free main array and
+    finite arrays whose largest magnitude is negative / positive."""
+    dt = np.dtype(np.float32)
+    tiny = np.finfo(np.float32).tiny
+    arrays = list(make_inputs(variant, dt).values())
+    x = arrays[0].ravel()
+    for v in (0.0, 1.0, -1.0, np.inf, -np.inf, 2.0, -2.0, 0.5, -0.5):
         assert (x == v).any(), v
     assert np.signbit(x[x == 0]).any() and (~np.signbit(x[x == 0])).any()  # 0 and -0.0
-    assert np.isnan(x).any() and (np.abs(x[np.isfinite(x)]) > 1).any()
-    assert ((x != 0) & (np.abs(x) < np.finfo(np.float32).tiny)).any()  # a subnormal
-    assert x.size == 64 and not np.isnan(make_inputs(np.dtype(np.float32))["finite"]).any()
+    assert (np.abs(x[np.isfinite(x)]) > 1).any() and x.size == 64
+    assert ((x != 0) & (np.abs(x) < tiny)).any()  # a subnormal
+    assert any(np.isnan(a).any() for a in arrays)
+    assert np.isnan(x).any() != variant.spec.tensor_wide
+
+    def is_subnormal(a: np.ndarray) -> bool:
+        return bool(((a != 0) & (np.abs(a) < tiny)).all() and (a > 0).any() and (a < 0).any())
+
+    def is_zeros(a: np.ndarray) -> bool:
+        return bool((a == 0).all() and np.signbit(a).any() and (~np.signbit(a)).any())
+
+    def peak_sign(a: np.ndarray) -> float:
+        """The sign of the unique largest magnitude of a finite two-sided array, else 0."""
+        a = a.astype(np.float64).ravel()
+        if not (np.isfinite(a).all() and (a > 0).any() and (a < 0).any()):
+            return 0.0
+        if not 1 <= np.abs(a).max() < 2:  # far from 0 and from saturation
+            return 0.0
+        peak = a[np.argmax(np.abs(a))]
+        return float(np.sign(peak)) if np.abs(peak) > (-np.sign(peak) * a).max() else 0.0
+
+    assert any(is_subnormal(a) for a in arrays)
+    assert any(is_zeros(a) for a in arrays)
+    if variant.spec.tensor_wide:
+        signs = {peak_sign(a) for a in arrays}
+        assert {-1.0, 1.0} <= signs, signs
 
 
 @pytest.mark.parametrize("mode", ["eager", "jit"])
@@ -323,8 +278,28 @@ def test_weight_dorefa_special_cases() -> None:
     got = np.asarray(wd2(zeros, 2))
     # pre-round value 0.5 * n = 1.5 rounds (half to even) to 2: level 2 * 2/3 - 1 = 1/3
     np.testing.assert_allclose(got, np.full(4, 1 / 3), rtol=1e-6)
-    np.testing.assert_array_equal(got, oracle("weightdorefa", bits=2).forward(np.zeros(4, "f4")))
+    want = row("weightdorefa").oracle({"bits": 2}).forward(np.zeros(4, "f4"))
+    np.testing.assert_array_equal(got, want)
     assert np.isnan(np.asarray(wd2(jnp.asarray([0.5, np.nan, -2.0, 1.0]), 2))).all()
+
+
+@pytest.mark.parametrize("sign", [-1.0, 1.0], ids=["negative-peak", "positive-peak"])
+@pytest.mark.parametrize("bits", [2, 3, 4])
+def test_weight_dorefa_scales_by_max_abs_of_tanh(sign: float, bits: int) -> None:
+    """m = max|tanh x|: the absolute value matters when the largest magnitude is negative,
+    and tanh comes before the maximum (max|x| is larger). Finite input, no saturation."""
+    x = sign * np.array([1.75, 0.6, -0.8, 0.1, -0.35, 0.0, 0.45], np.float32)
+    t = np.tanh(x.astype(np.float64))
+    n = 2**bits - 1
+
+    def levels(m: float) -> np.ndarray:
+        return 2 * np.round((t / (2 * m) + 0.5) * n) / n - 1
+
+    want = levels(np.abs(t).max())
+    wrong = levels(t.max()) if sign < 0 else levels(np.abs(x).max())
+    assert not np.array_equal(want, wrong), "the test input must tell the two apart"
+    got = np.asarray(jax.jit(bq.weight_dorefa, static_argnums=1)(jnp.asarray(x), bits))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("size", [4095, 4096, 65536])
@@ -336,8 +311,10 @@ def test_weight_dorefa_nan_poisons_large_arrays(size: int) -> None:
         xn[pos] = np.nan
         for f in (bq.weight_dorefa, jax.jit(bq.weight_dorefa, static_argnums=1)):
             assert np.isnan(np.asarray(f(jnp.asarray(xn), 2))).all(), (size, pos)
-    got = np.asarray(jax.jit(bq.weight_dorefa, static_argnums=1)(jnp.asarray(x), 2))
-    assert_forward(CASE_BY_ID["weightdorefa-bits2"], x, got)  # without NaN: the oracle
+    variant = VARIANT_BY_ID["weightdorefa-bits2"]
+    g = cotangent(x.shape, x.dtype)
+    y, grad = jax.jit(lambda v, c: fwd_and_grad(variant, v, c)[1:])(jnp.asarray(x), g)
+    check_against_oracle(variant, x, g, y, grad, f"size {size}")  # without NaN: the oracle
 
 
 def test_subnormal_sign_is_exact_under_jit() -> None:
@@ -384,12 +361,12 @@ BAD_HYPERPARAMETERS = [  # (key, params, exception)
     ("swishsign", {"beta": "5"}, TypeError),
 ]
 BAD_IDS = [f"{k}-{p}" for k, p, _ in BAD_HYPERPARAMETERS]
-KEYS = sorted({c.key for c in CASES})
+KEYS = sorted({v.key for v in VARIANTS})
 
 
 @pytest.mark.parametrize("dtype", list(BAD_ARRAYS))
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_non_float_array_is_type_error(case: Case, dtype: str) -> None:
+@pytest.mark.parametrize("case", VARIANTS, ids=VARIANT_IDS)
+def test_non_float_array_is_type_error(case: JaxVariant, dtype: str) -> None:
     x = jnp.asarray(BAD_ARRAYS[dtype])
     with pytest.raises(TypeError, match=case.key):
         case.make()(x)
@@ -404,7 +381,7 @@ def test_bad_hyperparameter(key: str, params: dict, exc: type[Exception]) -> Non
     name = next(iter(params))
     with pytest.raises(exc, match=f"{key}: {name}"):
         bq.quantization_from_name(key)(**params)
-    function = {c.key: c.function for c in CASES}[key]
+    function = getattr(bq, row(key).function)
     with pytest.raises(exc, match=f"{key}: {name}"):
         function(jnp.ones(3), **params)
 
@@ -455,8 +432,8 @@ def test_same_exception_types_as_torch() -> None:
 # The quantizer objects
 
 
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_objects_are_frozen_hashable_and_equal_by_value(case: Case) -> None:
+@pytest.mark.parametrize("case", VARIANTS, ids=VARIANT_IDS)
+def test_objects_are_frozen_hashable_and_equal_by_value(case: JaxVariant) -> None:
     q = case.make()
     assert q.name == case.key
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -470,8 +447,8 @@ def test_objects_are_frozen_hashable_and_equal_by_value(case: Case) -> None:
 
 
 def test_distinct_configurations_are_unequal() -> None:
-    objects = [c.make() for c in CASES]
-    assert len(set(objects)) == len(CASES)
+    objects = [v.make() for v in VARIANTS]
+    assert len(set(objects)) == len(VARIANTS)
     assert bq.InputDoReFa(bits=2) != bq.WeightDoReFa(bits=2)
     assert bq.SwishSign(beta=5.0) == bq.SwishSign()  # None means config.beta (5.0)
 
@@ -495,10 +472,10 @@ def test_hyperparameters_are_keyword_only(cls: type) -> None:
         cls(2)
 
 
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_bit_width_and_deprecated_bitwidth(case: Case) -> None:
+@pytest.mark.parametrize("case", VARIANTS, ids=VARIANT_IDS)
+def test_bit_width_and_deprecated_bitwidth(case: JaxVariant) -> None:
     q = case.make()
-    want = case.params["bits"] if "bits" in case.params else BIT_WIDTH[case.key]
+    want = case.bit_width  # from the quantizer table
     assert q.bit_width == want
     with pytest.warns(DeprecationWarning, match="bit_width"):
         assert q.bitwidth == want
@@ -533,8 +510,8 @@ def test_config_defaults(restore_config: bq.QuantizationConfig) -> None:
 JVP_MESSAGE = r"can't apply forward-mode autodiff \(jvp\) to a custom_vjp function"
 
 
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_forward_mode_raises(case: Case) -> None:
+@pytest.mark.parametrize("case", VARIANTS, ids=VARIANT_IDS)
+def test_forward_mode_raises(case: JaxVariant) -> None:
     x = jnp.asarray([-0.5, 0.25, 2.0])
     with pytest.raises(TypeError, match=JVP_MESSAGE):
         jax.jvp(case.make(), (x,), (jnp.ones_like(x),))

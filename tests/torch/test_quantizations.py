@@ -1,74 +1,73 @@
-"""bitorch quantizers against the NumPy closed-form oracles of :mod:`bitorch_common.oracles`.
+"""bitorch quantizers against the NumPy closed-form oracles of the quantizer table.
 
-Every case of the case table (conftest.CASES) x every float dtype x every input set:
-forward values (exact for discrete quantizers), input gradients under random non-unit
-cotangents, NaN positions, output/gradient dtype and shape; then 0-d and empty tensors,
-and SPEC.md's special-point rules written out by hand (independent of the oracles).
+Every variant of the quantizer table x every float dtype x every input set (edge values
+with and without NaN, random, random with edges, all-subnormal, all-zero, and finite
+tensors whose largest magnitude is negative or positive): forward values and input
+gradients under random non-unit cotangents, compared with the oracle by the parity
+command's engine (``Variant.compare_to_oracle``); output/gradient dtype and shape; then
+the functional forms, 0-d and empty tensors, and SPEC.md's special-point rules written
+out by hand (independent of the oracles).
 """
 
 from __future__ import annotations
 
 import math
 
+import ml_dtypes
 import numpy as np
 import pytest
 import torch
 
 import bitorch.quantizations as bq
-
-# The functional form of each registry key; called as f(x, **case.params).
-FUNCTIONAL = {
-    "sign": bq.sign,
-    "approxsign": bq.approx_sign,
-    "swishsign": bq.swish_sign,
-    "steheaviside": bq.ste_heaviside,
-    "inputdorefa": bq.input_dorefa,
-    "weightdorefa": bq.weight_dorefa,
-    "identity": bq.identity,
-}
+from bitorch_common.inputs import make_samples, random_inputs
 
 
 def test_forward_and_gradient_match_oracle(case, dtype, input_set, oracle_checks):
     np_dtype = oracle_checks.dtypes[dtype]
-    x = oracle_checks.make_input(input_set, np_dtype)
+    x = oracle_checks.make_input(input_set, case, np_dtype)
     g = oracle_checks.cotangent(x.shape, np_dtype, seed=len(case.id))
     out, grad = oracle_checks.forward_and_grad(case, x, g, dtype)
-    oracle_checks.assert_forward(case, x, out, dtype)
-    oracle_checks.assert_grad(case, x, g, grad, dtype)
+    oracle_checks.check(case, x, g, out, grad, dtype)
 
 
 def test_functional_form_matches_oracle(case, dtype, oracle_checks):
     np_dtype = oracle_checks.dtypes[dtype]
-    x = oracle_checks.edge_values(np_dtype, with_nan=case.key != "weightdorefa")
-    g = oracle_checks.cotangent(x.shape, np_dtype, seed=3)
-    xt = oracle_checks.to_torch(x, dtype).requires_grad_(True)
-    out = FUNCTIONAL[case.key](xt, **case.params)
-    out.backward(oracle_checks.to_torch(g, dtype))
-    oracle_checks.assert_forward(case, x, out.detach(), dtype)
-    oracle_checks.assert_grad(case, x, g, xt.grad, dtype)
-
-
-ZERO_DIM_VALUES = (0.0, -0.0, 1.0, -1.0, 0.3, -2.5, math.inf, -math.inf, math.nan)
+    for x in (
+        oracle_checks.edge_values(np_dtype, case.extra_edges, nan=not case.spec.tensor_wide),
+        oracle_checks.make_input("peak_negative", case, np_dtype),
+    ):
+        g = oracle_checks.cotangent(x.shape, np_dtype, seed=3)
+        xt = oracle_checks.to_torch(x, dtype).requires_grad_(True)
+        out = case.apply(xt)
+        out.backward(oracle_checks.to_torch(g, dtype))
+        oracle_checks.check(case, x, g, out.detach(), xt.grad, dtype)
 
 
 def test_zero_dim_tensors(case, dtype, oracle_checks):
+    """Every edge value (NaN included) and two random values, each as a 0-d tensor."""
     np_dtype = oracle_checks.dtypes[dtype]
-    for i, value in enumerate(ZERO_DIM_VALUES):
-        x = np.array(value, np_dtype)
-        g = np.array(0.37 + 0.5 * i, np_dtype) * (-1) ** i
+    rng = np.random.default_rng(5)
+    values = [*oracle_checks.edge_values(np_dtype, case.extra_edges)]
+    values += [random_inputs((), np_dtype, rng) for _ in range(2)]
+    samples = [np.asarray(v, np_dtype) for v in values]
+    samples += make_samples((), np_dtype, rng, tensor_wide=case.spec.tensor_wide)
+    for i, x in enumerate(samples):
+        assert x.shape == ()
+        g = oracle_checks.cotangent((), np_dtype, seed=i)
         out, grad = oracle_checks.forward_and_grad(case, x, g, dtype)
         assert out.dim() == 0 and grad.dim() == 0, f"{case.id}: 0-d input lost its shape"
-        oracle_checks.assert_forward(case, x, out, dtype)
-        oracle_checks.assert_grad(case, x, g, grad, dtype)
+        oracle_checks.check(case, x, g, out, grad, dtype)
 
 
 @pytest.mark.parametrize("shape", [(0,), (2, 0, 3)], ids=["0", "2x0x3"])
-def test_empty_tensors(case, dtype, shape):
-    x = torch.zeros(shape, dtype=dtype, requires_grad=True)
-    out = case.make()(x)
-    assert out.shape == x.shape and out.dtype == dtype
-    out.backward(torch.ones(shape, dtype=dtype))
-    assert x.grad is not None and x.grad.shape == x.shape and x.grad.dtype == dtype
+def test_empty_tensors(case, dtype, shape, oracle_checks):
+    np_dtype = oracle_checks.dtypes[dtype]
+    x = np.zeros(shape, np_dtype)
+    g = np.ones(shape, np_dtype)
+    out, grad = oracle_checks.forward_and_grad(case, x, g, dtype)
+    assert out.shape == shape and out.dtype == dtype
+    assert grad.shape == shape and grad.dtype == dtype
+    oracle_checks.check(case, x, g, out, grad, dtype)
 
 
 def test_non_contiguous_input(case, oracle_checks):
@@ -79,8 +78,36 @@ def test_non_contiguous_input(case, oracle_checks):
     xt = torch.from_numpy(x).requires_grad_(True)
     out = case.make()(xt.T)
     out.backward(torch.from_numpy(g))
-    oracle_checks.assert_forward(case, x.T.copy(), out.detach(), torch.float32)
-    oracle_checks.assert_grad(case, x, g.T.copy(), xt.grad, torch.float32)
+    # forward on x.T with cotangent g; the gradient reaches x transposed back
+    oracle_checks.check(case, x.T.copy(), g, out.detach(), xt.grad.T, torch.float32)
+
+
+def test_unit_inputs_hold_what_they_claim(oracle_checks):
+    """The input sets really hold what the tests claim (guards against edits)."""
+    for np_dtype in oracle_checks.dtypes.values():
+        tiny = float(ml_dtypes.finfo(np_dtype).smallest_normal)
+        for case in oracle_checks.cases:
+            make = oracle_checks.make_input
+            sets = {n: make(n, case, np_dtype) for n in oracle_checks.input_sets}
+            edges = sets["edges"].astype(np.float64)
+            for v in (0.0, 1.0, -1.0, np.inf, -np.inf, 2.0, -2.0, 0.5, -0.5):
+                assert (edges == v).any(), (case.id, np_dtype, v)
+            assert np.isnan(edges).any() and not np.isnan(sets["finite_edges"].astype(float)).any()
+            zeros = edges[edges == 0]
+            assert np.signbit(zeros).any() and (~np.signbit(zeros)).any()
+            sub = sets["subnormal"].astype(np.float64)
+            assert ((sub != 0) & (np.abs(sub) < tiny)).all(), (case.id, np_dtype)
+            assert (sub > 0).any() and (sub < 0).any()
+            z = sets["zeros"].astype(np.float64)
+            assert (z == 0).all() and np.signbit(z).any() and (~np.signbit(z)).any()
+            for name, sign in (("peak_negative", -1), ("peak_positive", 1)):
+                p = sets[name].astype(np.float64)
+                assert np.isfinite(p).all() and np.abs(p).max() < 2
+                peak = p.ravel()[np.argmax(np.abs(p))]
+                assert np.sign(peak) == sign and np.abs(peak) > (-sign * p).max()
+                assert (p > 0).any() and (p < 0).any()
+            assert np.isfinite(sets["random_3d"].astype(np.float64)).all()
+            assert sets["random_3d"].ndim == sets["mixed_3d"].ndim == 3
 
 
 # --------------------------------------------------------------------------- SPEC rules
@@ -166,11 +193,12 @@ def test_weightdorefa_all_zero_input(bits, zero, dtype, oracle_checks):
     x = torch.full((2, 3), zero, dtype=dtype, requires_grad=True)
     out = bq.WeightDoReFa(bits=bits)(x)
     assert torch.equal(out, want), f"all-zero weightdorefa(bits={bits}): {out}"
-    case = oracle_checks.case_by_id(f"weightdorefa-bits{bits}")
-    oracle_checks.assert_forward(case, oracle_checks.to_numpy(x.detach()), out.detach(), dtype)
     g = torch.tensor([[0.3, -1.2, 2.0], [0.7, -0.2, 1.4]], dtype=dtype)
     out.backward(g)
     assert torch.equal(x.grad, g)
+    case = oracle_checks.case_by_id(f"weightdorefa-bits{bits}")
+    to_np = oracle_checks.to_numpy
+    oracle_checks.check(case, to_np(x), to_np(g), out.detach(), x.grad, dtype)
 
 
 def test_weightdorefa_scales_by_whole_tensor_max():
@@ -186,6 +214,25 @@ def test_weightdorefa_scales_by_whole_tensor_max():
     assert not np.allclose(np.stack(per_row), got), "the test input must tell the two apart"
 
 
+@pytest.mark.parametrize("sign", [-1.0, 1.0], ids=["negative-peak", "positive-peak"])
+@pytest.mark.parametrize("bits", [2, 3, 4])
+def test_weightdorefa_scales_by_max_abs_of_tanh(sign, bits):
+    """m = max|tanh x|: the absolute value matters when the largest magnitude is negative,
+    and tanh comes before the maximum (max|x| is larger). Finite input, no saturation."""
+    x = sign * np.array([1.75, 0.6, -0.8, 0.1, -0.35, 0.0, 0.45])
+    t = np.tanh(x)
+    n = 2**bits - 1
+
+    def levels(m):
+        return 2 * np.round((t / (2 * m) + 0.5) * n) / n - 1
+
+    want = levels(np.abs(t).max())
+    wrong = levels(t.max()) if sign < 0 else levels(np.abs(x).max())
+    assert not np.array_equal(want, wrong), "the test input must tell the two apart"
+    got = bq.WeightDoReFa(bits=bits)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
 def test_large_half_precision_tensors_match_oracle(oracle_checks):
     """A larger float16 / bfloat16 tensor still matches the float32-computed oracle."""
     for dtype in (torch.float16, torch.bfloat16):
@@ -194,5 +241,4 @@ def test_large_half_precision_tensors_match_oracle(oracle_checks):
         g = oracle_checks.cotangent(x.shape, np_dtype, seed=21)
         for case in oracle_checks.cases:
             out, grad = oracle_checks.forward_and_grad(case, x, g, dtype)
-            oracle_checks.assert_forward(case, x, out, dtype)
-            oracle_checks.assert_grad(case, x, g, grad, dtype)
+            oracle_checks.check(case, x, g, out, grad, dtype)
