@@ -5,6 +5,14 @@ Examples::
     python -m benchmarks                                  # everything, 2**24 float32 on CPU
     python -m benchmarks --size 2**20 --repeats 5 --quantizers sign,approxsign
     python -m benchmarks --json out.json --markdown BENCHMARKS.md --malloc both
+    python -m benchmarks --device gpu --json gpu.json --markdown gpu.md
+
+Every report (terminal text, Markdown, JSON) holds only what this run measured. The
+Markdown report is one block between two marker lines: ``--markdown FILE`` writes a new
+FILE, or replaces only that block in an existing FILE (BENCHMARKS.md keeps its
+hand-written notes outside the markers); an existing FILE without the markers is left
+alone (exit status 2). ``--device gpu`` on a machine without a usable GPU records why,
+skips the quantizer timings, still writes the reports, and exits with status 3.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from typing import Any
 os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # keep torch.profiler quiet
 
 PARTS = ("quantizers", "memory", "training")
+EXIT_NO_DEVICE = 3  # --device gpu, but no usable GPU: reports written, nothing timed on it
 
 
 def parse_size(text: str) -> int:
@@ -136,6 +145,37 @@ def _child_reuse_run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     return {"machine_env": child["machine"]["env"], "quantizers": child["quantizers"]}
 
 
+def device_status(device: str) -> dict[str, Any]:
+    """Whether ``device`` is usable by both frameworks, and if not, why.
+
+    ``{"requested", "available", "torch", "jax", "reason"}``; ``torch``/``jax`` name the
+    device each framework will use (``None`` where it has none).
+    """
+    from benchmarks.frameworks import jax_device, torch_device
+
+    status: dict[str, Any] = {"requested": device, "available": True, "torch": None, "jax": None}
+    reasons = []
+    try:
+        tdev = torch_device(device)
+        if tdev.type == "cuda":
+            import torch
+
+            status["torch"] = f"{tdev.type}:{torch.cuda.current_device()} " + (
+                torch.cuda.get_device_name(torch.cuda.current_device())
+            )
+        else:
+            status["torch"] = str(tdev)
+    except Exception as err:  # reported, not fatal
+        reasons.append(f"torch: {err}")
+    try:
+        status["jax"] = str(jax_device(device))
+    except Exception as err:  # reported, not fatal
+        reasons.append(f"jax: {err}")
+    status["reason"] = "; ".join(reasons) or None
+    status["available"] = not reasons
+    return status
+
+
 def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     """Run the selected parts; return the JSON-ready result."""
     import torch
@@ -186,7 +226,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
             "train_steps": args.train_steps,
         },
         "machine": machine_info(),
+        "device": device_status(args.device),
     }
+    if not result["device"]["available"]:
+        log(f"--device {args.device} is not usable: {result['device']['reason']}")
+        if "quantizers" in parts:
+            log("skipping the quantizer timings (they run on --device); the reports say why")
+            parts.remove("quantizers")
     if "quantizers" in parts:
         log("warming up torch.compile and jax.jit")
         result["warm_up"] = warm_up_compilers(torch_compile="torch_compile" in implementations)
@@ -262,10 +308,28 @@ def json_ready(value: Any) -> Any:
     return str(value)
 
 
+def _merged_markdown(path: str, block: str) -> str | None:
+    """``path``'s text with ``block`` as its generated report (a new file if there is
+    none); ``None``, after saying why, if ``path`` has hand-written text but no markers."""
+    from benchmarks.report import merge_markdown
+
+    existing = None
+    if os.path.exists(path):
+        with open(path) as f:
+            existing = f.read()
+    try:
+        return merge_markdown(existing, block)
+    except ValueError as err:
+        print(f"python -m benchmarks: --markdown {path}: {err}", file=sys.stderr)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m benchmarks``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.markdown and _merged_markdown(args.markdown, "") is None:
+        return 2  # refused now, not after the measurements
     if args.from_json:
         from benchmarks.report import evaluate_targets
 
@@ -287,15 +351,19 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(result, f, indent=1, allow_nan=False)
             f.write("\n")
     if args.markdown:
+        block = markdown_report(
+            result,
+            intro=intro_markdown(result),
+            method=method_markdown(result),
+            analysis=analysis_markdown(result),
+        )
+        text = _merged_markdown(args.markdown, block)  # read again: it may have been edited
+        if text is None:
+            return 2
         with open(args.markdown, "w") as f:
-            f.write(
-                markdown_report(
-                    result,
-                    intro=intro_markdown(result),
-                    method=method_markdown(result),
-                    analysis=analysis_markdown(result),
-                )
-            )
+            f.write(text)
+    if not args.from_json and (result.get("device") or {}).get("available") is False:
+        return EXIT_NO_DEVICE
     return 0
 
 

@@ -258,3 +258,13 @@ def test_reports_regenerate_from_saved_json(tiny_run: tuple[dict, str], tmp_path
     again = tmp_path / "again.md"
     assert main(["--from-json", str(saved), "--markdown", str(again)]) == 0
     assert again.read_text() == markdown
+
+
+def test_tiny_run_reports_hold_only_numbers_of_its_own_result(tiny_run: tuple[dict, str]) -> None:
+    from benchmarks.report import text_report
+    from tests.benchmarks.figures import derivable_numbers, unexplained_numbers
+
+    result, markdown = tiny_run
+    allowed = derivable_numbers(result)
+    assert unexplained_numbers(text_report(result) + "\n" + markdown, allowed) == []
+    assert "GPU: not requested (--device cpu)" in markdown
