@@ -50,15 +50,26 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m parity_tests",
         description=(
             "Compare every bitorch (PyTorch) quantizer with its bitorch_jax (JAX) twin: "
-            "forward values and input gradients, per dtype and device. Exits 0 only when "
-            "everything matches."
+            "forward values and input gradients, per dtype and device; and the quantized "
+            "layers (QLinear, QConv1d/2d/3d, QActivation) with the linen and NNX classes "
+            "(converted weights): outputs, input, weight and bias gradients. Exits 0 only "
+            "when everything matches."
         ),
     )
     parser.add_argument(
         "--quantizers",
         nargs="+",
         metavar="NAME",
-        help="registry keys (or plugin case names) to compare; default: all",
+        help="registry keys (or plugin case names) to compare, comma list or 'all' "
+        "(default) or 'none'",
+    )
+    parser.add_argument(
+        "--layers",
+        nargs="+",
+        metavar="ID",
+        help="layer case ids (QLinear, QConv1d/2d/3d, QActivation vs linen and NNX) to "
+        "compare, comma list or 'all' (default) or 'none'; see --list. Layers run in "
+        "float32 and float64 only",
     )
     parser.add_argument("--dtypes", nargs="+", metavar="DTYPE", help=f"default: {' '.join(DTYPES)}")
     parser.add_argument(
@@ -83,7 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="add Case pairs from MODULE:ATTR (a Case, a list of them, or a function "
         "returning them); may be repeated",
     )
-    parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="list the selected cases and exit: quantizer labels, then layer case ids "
+        "(on stdout with --layers, else on stderr)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress indicator")
     return parser
 
@@ -139,8 +155,10 @@ def _select(args: argparse.Namespace, extra_cases: Sequence[Any]) -> list[Any]:
     for spec in args.plugin:
         plugin_cases += load_plugin(spec)
     wanted = _split(args.quantizers)
-    if wanted is None:
+    if wanted is None or wanted == ["all"]:
         return registry_cases() + plugin_cases
+    if wanted == ["none"]:
+        return []
     plugin_names = {c.name for c in plugin_cases}
     unknown = [w for w in wanted if w.lower() not in keys and w not in plugin_names]
     if unknown:
@@ -148,6 +166,16 @@ def _select(args: argparse.Namespace, extra_cases: Sequence[Any]) -> list[Any]:
         raise UsageError(f"unknown quantizer(s): {', '.join(unknown)}; known: {known}")
     registry_wanted = [k for k in dict.fromkeys(w.lower() for w in wanted) if k in keys]
     return registry_cases(registry_wanted) + [c for c in plugin_cases if c.name in wanted]
+
+
+def _select_layers(args: argparse.Namespace) -> list[Any]:
+    """The layer cases of ``--layers`` (default: all)."""
+    from parity_tests.layers import select_layer_cases
+
+    try:
+        return select_layer_cases(_split(args.layers))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None, *, extra_cases: Sequence[Any] = ()) -> int:
@@ -166,6 +194,7 @@ def main(argv: Sequence[str] | None = None, *, extra_cases: Sequence[Any] = ()) 
 
     from parity_tests.api import resolve_devices, resolve_dtypes, run_cases
     from parity_tests.cases import RegistryMismatch
+    from parity_tests.layers import LAYER_DTYPES, run_layer_cases
 
     try:
         dtypes = resolve_dtypes(_split(args.dtypes))
@@ -174,6 +203,7 @@ def main(argv: Sequence[str] | None = None, *, extra_cases: Sequence[Any] = ()) 
             devices = None
         run_devices, skipped = resolve_devices(devices)
         cases = _select(args, extra_cases)
+        layer_cases = _select_layers(args)
     except RegistryMismatch as exc:
         print(f"parity: FAIL: {exc}", file=sys.stderr)
         return 1
@@ -185,6 +215,14 @@ def main(argv: Sequence[str] | None = None, *, extra_cases: Sequence[Any] = ()) 
     if args.list:
         for case in cases:
             print(case.label)
+        # layer cases go to stdout when asked for (--layers), else to stderr, so that the
+        # plain list stays one quantizer label per line
+        stream = sys.stdout if args.layers is not None else sys.stderr
+        if layer_cases and args.layers is None:
+            print(f"{len(layer_cases)} layer cases (listed on stdout with --layers all):",
+                  file=stream)  # fmt: skip
+        for layer_case in layer_cases:
+            print(f"{layer_case.id}  {layer_case.description}", file=stream)
         return 0
 
     out = sys.stdout
@@ -198,6 +236,23 @@ def main(argv: Sequence[str] | None = None, *, extra_cases: Sequence[Any] = ()) 
         f"(random values + SPEC edge values), random non-unit cotangent, seed {args.seed}",
         file=out,
     )
+    layer_dtypes = [d for d in dtypes if d in LAYER_DTYPES]
+    layer_skip = None
+    if not layer_cases:
+        layer_line = "layer cases: none selected (--layers)"
+    elif not layer_dtypes:
+        layer_skip = (
+            f"Layers: skipped, {len(layer_cases)} layer cases selected but they run in "
+            f"{' and '.join(LAYER_DTYPES)} only and --dtypes has neither"
+        )
+        layer_line = layer_skip
+    else:
+        layer_line = (
+            f"{len(layer_cases)} layer cases x {len(layer_dtypes)} dtypes "
+            f"({', '.join(layer_dtypes)}): QLinear, QConv1d/2d/3d, QActivation vs linen and "
+            "NNX with bitorch_jax.convert weights; output, input/weight/bias gradients"
+        )
+    print(layer_line, file=out)
     device_text = ", ".join(run_devices) if run_devices else "none"
     print(f"devices: {device_text}" + "".join(f"; {s}" for s in skipped), file=out)
     print(file=out)
@@ -212,6 +267,17 @@ def main(argv: Sequence[str] | None = None, *, extra_cases: Sequence[Any] = ()) 
         seed=args.seed,
         progress=progress,
     )
+    quantizer_time = time.perf_counter() - start
+    if layer_cases and layer_dtypes and run_devices:
+        report.results += run_layer_cases(
+            layer_cases,
+            dtypes=layer_dtypes,
+            devices=run_devices,
+            seed=args.seed,
+            progress=progress,
+        ).results
+    if layer_skip:
+        report.skipped.append(layer_skip)
     elapsed = time.perf_counter() - start
 
     print(report.table(), file=out)
@@ -226,12 +292,22 @@ def main(argv: Sequence[str] | None = None, *, extra_cases: Sequence[Any] = ()) 
         "per-dtype tolerances in parity_tests/tolerances.py.",
         file=out,
     )
+    if any(r.kind == "layer" for r in report.results):
+        print(
+            "Layers (params: linen/nnx vs torch): outputs of layers whose two quantizers are "
+            "1-bit are exact sums of +-1 and must be bit-equal; other outputs and every "
+            "gradient (weight and bias gradients in torch layout) within layer_tolerance "
+            "(bitorch_common/tolerances.py); NaN positions equal; input gradient exactly 0 "
+            "where |x| > threshold > 0.",
+            file=out,
+        )
     details = report.details()
     if details:
         print(file=out)
         print(details, file=out)
     verdict = "PASS: everything matches" if report.ok else "FAIL: see above"
-    print(f"\n{verdict} ({elapsed:.1f} s)", file=out)
+    split = f": quantizers {quantizer_time:.1f} s, layers {elapsed - quantizer_time:.1f} s"
+    print(f"\n{verdict} ({elapsed:.1f} s{split})", file=out)
 
     if args.json:
         text = report.to_json(
@@ -241,6 +317,8 @@ def main(argv: Sequence[str] | None = None, *, extra_cases: Sequence[Any] = ()) 
             size=args.size,
             dtypes=dtypes,
             devices=run_devices,
+            layer_cases=[c.id for c in layer_cases] if layer_dtypes else [],
+            layer_dtypes=layer_dtypes if layer_cases else [],
         )
         with open(args.json, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")

@@ -1,8 +1,9 @@
 """Layer parity: bitorch layers (torch) vs bitorch_jax layers with converted weights.
 
-For every case of :data:`tests.layers.cases.CASES` (QLinear, QConv1d/2d/3d with stride,
-dilation, groups and padding variants, QActivation) the output, the input gradient and
-the weight and bias gradients agree, for float32 and float64:
+For every case of :data:`parity_tests.layers.CASES` (QLinear, QConv1d/2d/3d with stride,
+dilation, groups and padding variants, QActivation; the table ``python -m parity_tests``
+runs too) the output, the input gradient and the weight and bias gradients agree, for
+float32 and float64:
 
 - outputs of sign-like quantizers are sums of +-1 products (plus one bias addition), so
   they must be equal bit for bit; other outputs and every gradient within the layer
@@ -10,6 +11,9 @@ the weight and bias gradients agree, for float32 and float64:
 - NaN positions are identical, and where ``|x| > threshold`` the input gradient is
   exactly 0 in both frameworks;
 - the pure function, the linen class and the NNX class all give these results.
+
+These assertions are written with ``np.testing`` on purpose, independently of the
+comparison engine of the command (:func:`parity_tests.layers.compare_layer`).
 """
 
 from __future__ import annotations
@@ -18,14 +22,14 @@ import numpy as np
 import pytest
 
 from bitorch_common.tolerances import layer_tolerance
-from tests.layers.cases import (
+from parity_tests.backends import jax_x64
+from parity_tests.layers import (
     CASE_IDS,
     CASES,
     Case,
     make_arrays,
+    run_flax,
     run_jax,
-    run_linen,
-    run_nnx,
     run_torch,
 )
 
@@ -77,8 +81,22 @@ def test_flax_classes_match_torch(case: Case) -> None:
     """linen and NNX classes hold the parameters; the math is the same pure function."""
     arrays = make_arrays(case, "float32", seed=1)
     layer, want = run_torch(case, arrays, "float32")
-    assert_layer_match(case, run_linen(case, layer, arrays), want, "float32", f"{case.id} linen")
-    assert_layer_match(case, run_nnx(case, layer, arrays), want, "float32", f"{case.id} nnx")
+    got = run_flax(case, layer, arrays, "float32")
+    for api in ("linen", "nnx"):
+        assert_layer_match(case, got[api], want, "float32", f"{case.id} {api}")
+        assert_cancelled(case, arrays, got[api], api)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.n >= 0][::4], ids=lambda c: c.id)
+def test_flax_classes_match_torch_float64(case: Case) -> None:
+    """A sample of the table in float64 (the command runs all of it): NNX parameters are
+    built in float64 (``param_dtype``), linen's come from the conversion."""
+    arrays = make_arrays(case, "float64", seed=3)
+    layer, want = run_torch(case, arrays, "float64")
+    with jax_x64("float64"):
+        got = run_flax(case, layer, arrays, "float64")
+    for api in ("linen", "nnx"):
+        assert_layer_match(case, got[api], want, "float64", f"{case.id} {api} float64")
 
 
 def test_gpu_layers_match_torch_and_cpu(gpu, dtype: str) -> None:
@@ -119,3 +137,24 @@ def test_case_table_covers_every_layer_and_variant() -> None:
     assert any(c.pad_value != -1.0 for c in convs)
     assert any(c.threshold == 0 for c in CASES) and any(c.bias for c in CASES)
     assert any(c.batch == () for c in convs)
+    # what the command's bug checks rely on (parity_tests/test_layers_command.py)
+    assert any(c.pad_value not in (0.0, -1.0, 1.0) for c in convs)  # neither 0 nor q(pad)
+    odd_same = [c for c in convs if c.padding == "same" and _odd_total_pad(c)]
+    assert {c.n for c in odd_same} == {1, 2, 3}  # "same" pads one more after than before
+    assert any(c.threshold > 0 and c.exact_forward for c in CASES)
+    assert any(not c.exact_forward for c in CASES)  # outputs within the tolerance
+
+
+def _odd_total_pad(case: Case) -> bool:
+    n = case.n
+    dilation = (case.dilation,) * n if isinstance(case.dilation, int) else case.dilation
+    return any((d * (k - 1)) % 2 for k, d in zip(case.kernel_size, dilation, strict=True))
+
+
+def test_special_values_reach_every_input_kind() -> None:
+    """|x| == threshold (``>`` vs ``>=``), values just past it and +-inf are in the input."""
+    for case in CASES:
+        x = make_arrays(case, "float32")["x"]
+        t = np.float32(case.threshold)
+        assert np.count_nonzero(np.abs(x) == t) >= 2, case.id
+        assert np.isinf(x).any() and (np.abs(x) > t).any(), case.id

@@ -1,0 +1,846 @@
+"""Layer parity: bitorch's quantized layers (torch) vs bitorch_jax's linen and NNX classes.
+
+The case table (:data:`CASES`) holds ``QLinear``, ``QConv1d/2d/3d`` and ``QActivation``
+configurations: padding (ints, pairs, ``"same"`` with even kernels, ``"valid"``), stride,
+dilation, groups, bias, ``pad_value`` and gradient-cancellation variants. Both
+``python -m parity_tests`` (:func:`run_layer_cases`) and the pytest suite
+(``tests/layers``) run it with the runners here:
+
+* :func:`make_arrays` draws the input, weight, bias and a random non-unit cotangent once
+  in NumPy (torch layout), with ``0``, ``-0.0``, ``+-1``, ``+-threshold``, values just past
+  it, ``+-3``, ``+-inf`` and ``+-0.5`` planted twice in the input (once at the start, once
+  at random positions, so strided and dilated windows see them too);
+* :func:`run_torch` runs the bitorch layer (autograd); :func:`run_flax` runs the linen
+  and the NNX class with weights from :mod:`bitorch_jax.convert` under one ``jax.jit``
+  (forward and VJP of both; the shared math is compiled once); :func:`run_jax` runs the
+  pure function. Every result is in torch layout (weight gradients converted back with
+  :func:`bitorch_jax.convert.linen_to_torch`), so arrays compare element for element.
+
+Comparison (:func:`compare_layer`): outputs of layers whose quantizers are both 1-bit are
+sums of +-1 (and ``pad_value``) products plus one bias addition, exact in both
+frameworks, so they must be bit-equal; every other output and every gradient must be
+within :func:`bitorch_common.tolerances.layer_tolerance` (``rtol``/``atol``). NaN
+positions must match, and where ``|x| > threshold > 0`` the input gradient must be
+exactly 0 on both sides (gradient cancellation). A failure names the array
+(``output``, ``input grad``, ``weight grad``, ``bias grad``), the element, both values and
+the allowed difference.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+from flax import nnx
+
+import bitorch.quantizations as tq
+import bitorch_jax.quantizations as jq
+from bitorch.layers import QActivation, QConv1d, QConv2d, QConv3d, QLinear
+from bitorch_common.comparison import MAX_LISTED, Element
+from bitorch_common.quantizers import row
+from bitorch_common.tolerances import layer_tolerance
+from bitorch_jax.convert import linen_to_torch, torch_to_linen, torch_to_nnx
+from bitorch_jax.layers import linen as qlinen
+from bitorch_jax.layers import nnx as qnnx
+from bitorch_jax.layers import q_activation, q_conv, q_linear
+from parity_tests import backends
+from parity_tests.report import ParityReport, ParityResult
+
+__all__ = [
+    "LayerCase",
+    "Case",
+    "CASES",
+    "CASE_IDS",
+    "LAYER_DTYPES",
+    "ARRAY_NAMES",
+    "select_layer_cases",
+    "make_arrays",
+    "torch_layer",
+    "run_torch",
+    "run_flax",
+    "run_jax",
+    "run_linen",
+    "run_nnx",
+    "compare_layer",
+    "layer_rows",
+    "run_layer_cases",
+]
+
+HIGHEST = jax.lax.Precision.HIGHEST
+
+
+def _zeros(key: Any, shape: Sequence[int], dtype: Any = np.float32) -> jax.Array:
+    """NNX parameter init without a JAX computation (each would compile; the weights are
+    overwritten by the conversion anyway)."""
+    return jax.device_put(np.zeros(shape, dtype))
+
+
+_TORCH_CONV = {1: QConv1d, 2: QConv2d, 3: QConv3d}
+
+#: Layers are compared in these dtypes only (halves: see the quantizer rows).
+LAYER_DTYPES: tuple[str, ...] = ("float32", "float64")
+
+#: Result keys (as :func:`run_torch` and :func:`run_flax` return them) -> names in reports.
+ARRAY_NAMES: dict[str, str] = {
+    "y": "output",
+    "x_grad": "input grad",
+    "weight_grad": "weight grad",
+    "bias_grad": "bias grad",
+}
+
+
+def _bit_width(spec: tuple[str, dict]) -> int | None:
+    name, params = spec
+    try:
+        return row(name).bit_width_of(params)
+    except KeyError:  # a registered quantizer without a row of the table
+        return None
+
+
+@dataclass(frozen=True)
+class LayerCase:
+    """One layer configuration. ``n``: 0 = QLinear, 1..3 = QConvNd, -1 = QActivation."""
+
+    id: str
+    n: int
+    in_features: int = 4
+    out_features: int = 6
+    kernel_size: tuple[int, ...] = ()
+    spatial: tuple[int, ...] = ()
+    batch: tuple[int, ...] = (2,)
+    stride: Any = 1
+    padding: Any = 0
+    dilation: Any = 1
+    groups: int = 1
+    bias: bool = False
+    pad_value: float = -1.0
+    input_q: tuple[str, dict] = ("sign", {})
+    weight_q: tuple[str, dict] = ("sign", {})
+    threshold: float = 1.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def exact_forward(self) -> bool:
+        """Both quantizers are 1-bit: outputs are exact sums of +-1 (and ``pad_value``)
+        products plus one bias addition, so they are equal bit for bit."""
+        return all(_bit_width(spec) == 1 for spec in (self.input_q, self.weight_q))
+
+    @property
+    def layer(self) -> str:
+        """The bitorch class: ``QLinear``, ``QConv2d``, ``QActivation``, ..."""
+        return {-1: "QActivation", 0: "QLinear"}.get(self.n, f"QConv{self.n}d")
+
+    @property
+    def description(self) -> str:
+        """The layer and its arguments, e.g. ``QConv2d(3, 4, (3, 3), padding=1, ...)``."""
+
+        def q(spec: tuple[str, dict]) -> str:
+            name, params = spec
+            inner = ", ".join(f"{k}={v}" for k, v in params.items())
+            return f"{name}({inner})" if inner else name
+
+        parts = [] if self.n == -1 else [str(self.in_features), str(self.out_features)]
+        if self.n > 0:
+            parts.append(str(self.kernel_size))
+            defaults = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}
+            for key, default in defaults.items():
+                value = getattr(self, key)
+                if value != default:
+                    parts.append(f"{key}={value!r}")
+            parts.append(f"pad_value={self.pad_value}")
+        if self.n >= 0:
+            parts.append(f"bias={self.bias}")
+            parts.append(f"weight={q(self.weight_q)}")
+        parts.append(f"input={q(self.input_q)}")
+        parts.append(f"threshold={self.threshold}")
+        return f"{self.layer}({', '.join(parts)}) on input {self.input_shape()}"
+
+    def input_shape(self) -> tuple[int, ...]:
+        if self.n == -1:
+            return (*self.batch, 3, 5)
+        if self.n == 0:
+            return (*self.batch, self.in_features)
+        return (*self.batch, self.in_features, *self.spatial)
+
+
+#: The name the layer tests use.
+Case = LayerCase
+
+# Inputs are small, and each case combines several variants: a compile per case and
+# dtype dominates the run time. The cases put every mistake the command must catch within
+# reach: |x| == threshold (``>=`` instead of ``>``), pad_value 0.5 (neither 0 nor its own
+# quantized value: padding with 0, padding before quantizing), even kernels with "same"
+# (the odd pad on the wrong side), biases, non-symmetric kernels (spatial axes reversed
+# by the conversion), non-1-bit quantizers (outputs within the tolerance).
+# fmt: off
+CASES: list[LayerCase] = [
+    LayerCase("linear-bias", 0, 7, 5, batch=(6,), bias=True),
+    LayerCase("linear-unbatched-threshold0", 0, 16, 3, batch=(), threshold=0.0),
+    LayerCase(
+        "linear-approxsign-weightdorefa2",
+        0, 8, 5, batch=(4,), bias=True, threshold=0.5,
+        input_q=("approxsign", {}), weight_q=("weightdorefa", {"bits": 2}),
+    ),
+    LayerCase(
+        "linear-2x3-batch-inputdorefa2-steheaviside",
+        0, 5, 4, batch=(2, 3), bias=True, threshold=0.5,
+        input_q=("inputdorefa", {"bits": 2}), weight_q=("steheaviside", {}),
+    ),
+    LayerCase("conv1d-pad1-padvalue0.5", 1, 3, 5, (3,), (9,), padding=1, pad_value=0.5),
+    LayerCase("conv1d-stride2-dil2-pad2-bias", 1, 4, 6, (3,), (11,), stride=2, padding=2,
+              dilation=2, bias=True),
+    LayerCase("conv1d-groups2-same-even-kernel", 1, 4, 6, (4,), (8,), padding="same",
+              groups=2),
+    LayerCase(
+        "conv2d-rect-stride-dil-groups-bias",
+        2, 4, 6, (2, 3), (7, 8),
+        stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2, bias=True,
+    ),
+    LayerCase("conv2d-same-even-kernel-dil1x2", 2, 2, 3, (2, 3), (6, 6), padding="same",
+              dilation=(1, 2)),
+    LayerCase("conv2d-unbatched-padvalue0-threshold0", 2, 2, 3, (3, 3), (5, 5), batch=(),
+              padding=1, pad_value=0.0, threshold=0.0),
+    LayerCase(
+        "conv2d-padvalue+1-approxsign-weightdorefa2",
+        2, 3, 4, (3, 3), (5, 4), padding=2, pad_value=1.0, threshold=0.7,
+        input_q=("approxsign", {}), weight_q=("weightdorefa", {"bits": 2}),
+    ),
+    LayerCase(
+        "conv2d-inputdorefa2-swishsign3",
+        2, 2, 4, (3, 2), (4, 5), padding=(1, 2), threshold=0.5,
+        input_q=("inputdorefa", {"bits": 2}), weight_q=("swishsign", {"beta": 3.0}),
+    ),
+    LayerCase("conv2d-depthwise-bias", 2, 4, 8, (3, 3), (5, 5), padding=1, groups=4,
+              bias=True),
+    LayerCase("conv3d-same-even-kernel-padvalue0.5", 3, 2, 3, (2, 2, 2), (4, 5, 3),
+              padding="same", pad_value=0.5),
+    LayerCase("conv3d-stride2-valid-groups2-bias", 3, 4, 4, (3, 3, 3), (5, 5, 6), stride=2,
+              padding="valid", groups=2, bias=True),
+    LayerCase("activation-sign", -1, threshold=1.0),
+    LayerCase("activation-approxsign-threshold0.5", -1, threshold=0.5,
+              input_q=("approxsign", {})),
+    LayerCase("activation-steheaviside-threshold0", -1, threshold=0.0,
+              input_q=("steheaviside", {})),
+    LayerCase("activation-swishsign5", -1, threshold=1.3, input_q=("swishsign", {"beta": 5.0})),
+]
+# fmt: on
+CASE_IDS = [case.id for case in CASES]
+
+
+def select_layer_cases(ids: Iterable[str] | None) -> list[LayerCase]:
+    """The cases named by ``ids`` (table order kept as given); ``None`` or ``["all"]``:
+    every case; ``["none"]`` or ``[]``: none. Unknown ids raise ``ValueError``."""
+    if ids is None:
+        return list(CASES)
+    wanted = list(dict.fromkeys(ids))
+    if wanted == ["all"]:
+        return list(CASES)
+    if wanted in ([], ["none"]):
+        return []
+    by_id = {case.id: case for case in CASES}
+    unknown = [w for w in wanted if w not in by_id]
+    if unknown or len(wanted) > 1 and ("all" in wanted or "none" in wanted):
+        bad = unknown or [w for w in wanted if w in ("all", "none")]
+        raise ValueError(
+            f"unknown layer case(s): {', '.join(bad)} ('all' and 'none' stand alone); "
+            f"known: {', '.join(CASE_IDS)}"
+        )
+    return [by_id[w] for w in wanted]
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def torch_quantization(spec: tuple[str, dict]) -> tq.Quantization:
+    name, params = spec
+    return tq.quantization_from_name(name)(**params)
+
+
+def jax_quantization(spec: tuple[str, dict]) -> jq.Quantization:
+    name, params = spec
+    return jq.quantization_from_name(name)(**params)
+
+
+def _special_values(case: LayerCase, np_dtype: np.dtype) -> np.ndarray:
+    t = np_dtype.type(case.threshold)
+    past = np.nextafter(t, np_dtype.type(np.inf))
+    values = [0.0, -0.0, 1.0, -1.0, t, -t, past, -past, 3.0, -3.0, np.inf, -np.inf, 0.5, -0.5]
+    return np.array(values, np_dtype)
+
+
+def make_arrays(case: LayerCase, dtype: str, seed: int = 0) -> dict[str, np.ndarray]:
+    """Input ``x``, ``weight``, ``bias`` and cotangent ``g`` (torch layout) in ``dtype``."""
+    rng = np.random.default_rng(seed)
+    np_dtype = np.dtype(dtype)
+    x = rng.normal(scale=1.2, size=case.input_shape()).astype(np_dtype)
+    special = _special_values(case, np_dtype)
+    flat = x.reshape(-1)
+    head = min(len(special), flat.size)
+    flat[:head] = special[:head]
+    # a second copy at random positions: strided/dilated windows skip some inputs
+    rest = flat.size - head
+    if rest:
+        where = head + rng.permutation(rest)[: min(len(special), rest)]
+        flat[where] = special[: len(where)]
+    arrays = {"x": x}
+    if case.n == -1:
+        out_shape = x.shape
+    else:
+        if case.n == 0:
+            w_shape = (case.out_features, case.in_features)
+        else:
+            w_shape = (case.out_features, case.in_features // case.groups, *case.kernel_size)
+        w = rng.uniform(-1.5, 1.5, size=w_shape).astype(np_dtype)
+        w.reshape(-1)[:4] = np.array([0.0, -0.0, 1.0, -1.0], np_dtype)
+        arrays["weight"] = w
+        if case.bias:
+            arrays["bias"] = rng.normal(size=case.out_features).astype(np_dtype)
+        out_shape = _output_shape(case)
+    arrays["g"] = rng.normal(scale=1.7, size=out_shape).astype(np_dtype)
+    return arrays
+
+
+def _output_shape(case: LayerCase) -> tuple[int, ...]:
+    with torch.no_grad():
+        return tuple(torch_layer(case, "float32")(torch.zeros(case.input_shape())).shape)
+
+
+def torch_layer(case: LayerCase, dtype: str, arrays: dict | None = None) -> torch.nn.Module:
+    """The bitorch layer of ``case`` (weights from ``arrays`` when given)."""
+    torch_dtype = getattr(torch, dtype)
+    quantization = torch_quantization(case.input_q)
+    if case.n == -1:
+        return QActivation(quantization, gradient_cancellation_threshold=case.threshold)
+    common = {
+        "input_quantization": quantization,
+        "weight_quantization": torch_quantization(case.weight_q),
+        "gradient_cancellation_threshold": case.threshold,
+        "bias": case.bias,
+        "dtype": torch_dtype,
+    }
+    if case.n == 0:
+        layer = QLinear(case.in_features, case.out_features, **common)
+    else:
+        layer = _TORCH_CONV[case.n](
+            case.in_features,
+            case.out_features,
+            case.kernel_size,
+            stride=case.stride,
+            padding=case.padding,
+            dilation=case.dilation,
+            groups=case.groups,
+            pad_value=case.pad_value,
+            **common,
+        )
+    if arrays is not None:
+        with torch.no_grad():
+            layer.weight.copy_(torch.from_numpy(arrays["weight"]))
+            if case.bias:
+                layer.bias.copy_(torch.from_numpy(arrays["bias"]))
+    return layer
+
+
+# ----------------------------------------------------------------------------- runners
+
+
+def run_torch(
+    case: LayerCase, arrays: dict[str, np.ndarray], dtype: str, device: Any = "cpu"
+) -> tuple[torch.nn.Module, dict[str, np.ndarray]]:
+    """Output and gradients of the bitorch layer, and the layer (on the CPU)."""
+    layer = torch_layer(case, dtype, arrays)
+    on_device = layer.to(device)
+    x = torch.tensor(arrays["x"], device=device, requires_grad=True)
+    y = on_device(x)
+    y.backward(torch.from_numpy(arrays["g"]).to(device))
+    result = {"y": y, "x_grad": x.grad}
+    if case.n >= 0:
+        result["weight_grad"] = on_device.weight.grad
+        if case.bias:
+            result["bias_grad"] = on_device.bias.grad
+    result = {k: v.detach().cpu().numpy() for k, v in result.items()}
+    return layer.cpu(), result
+
+
+def to_flax_layout(case: LayerCase, a: np.ndarray) -> np.ndarray:
+    """Channels-first (torch) to channels-last (Flax) for convolution inputs/outputs."""
+    if case.n <= 0:
+        return a
+    return np.moveaxis(a, -case.n - 1, -1)
+
+
+def from_flax_layout(case: LayerCase, a: Any) -> np.ndarray:
+    a = np.asarray(a)
+    if case.n <= 0:
+        return a
+    return np.moveaxis(a, -1, -case.n - 1)
+
+
+def jax_kwargs(case: LayerCase) -> dict[str, Any]:
+    """Keyword arguments of the pure function (and of the Flax classes)."""
+    kwargs: dict[str, Any] = {
+        "input_quantization": jax_quantization(case.input_q),
+        "gradient_cancellation_threshold": case.threshold,
+    }
+    if case.n >= 0:
+        kwargs["weight_quantization"] = jax_quantization(case.weight_q)
+        kwargs["precision"] = HIGHEST
+    if case.n > 0:
+        kwargs.update(
+            strides=case.stride,
+            padding=case.padding,
+            kernel_dilation=case.dilation,
+            feature_group_count=case.groups,
+            pad_value=case.pad_value,
+        )
+    return kwargs
+
+
+def _forward_backward(f: Any) -> Any:
+    """``(params, x, g) -> (f(params, x), params cotangent, x cotangent)``, one jit."""
+
+    @jax.jit
+    def run(params: Any, x: jax.Array, g: jax.Array) -> tuple:
+        y, vjp = jax.vjp(f, params, x)
+        return (y, *vjp(g))
+
+    return run
+
+
+def _grads_to_torch(case: LayerCase, x_grad: Any, params_grad: dict) -> dict[str, np.ndarray]:
+    result = {"x_grad": from_flax_layout(case, x_grad)}
+    if case.n >= 0:
+        weights = linen_to_torch({"params": params_grad})
+        result["weight_grad"] = weights["weight"].numpy()
+        if case.bias:
+            result["bias_grad"] = weights["bias"].numpy()
+    return result
+
+
+def _flax_inputs(case: LayerCase, arrays: dict, device: Any = None) -> tuple[jax.Array, ...]:
+    x = np.ascontiguousarray(to_flax_layout(case, arrays["x"]))
+    g = np.ascontiguousarray(to_flax_layout(case, arrays["g"]))
+    return jax.device_put((x, g), device)
+
+
+def run_jax(
+    case: LayerCase, torch_module: torch.nn.Module, arrays: dict, device: Any = None
+) -> dict[str, np.ndarray]:
+    """Output and gradients of the pure bitorch_jax function, under ``jax.jit``."""
+    params = torch_to_linen(torch_module).get("params", {})
+    x, g = _flax_inputs(case, arrays, device)
+    if device is not None:
+        params = jax.device_put(params, device)
+    kwargs = jax_kwargs(case)
+    if case.n == -1:
+
+        def f(params: dict, x: jax.Array) -> jax.Array:
+            return q_activation(
+                x, kwargs["input_quantization"], kwargs["gradient_cancellation_threshold"]
+            )
+    else:
+        layer_fn = functools.partial(q_linear if case.n == 0 else q_conv, **kwargs)
+
+        def f(params: dict, x: jax.Array) -> jax.Array:
+            return layer_fn(x, params["kernel"], params.get("bias"))
+
+    y, params_grad, x_grad = _forward_backward(f)(params, x, g)
+    return {"y": from_flax_layout(case, y), **_grads_to_torch(case, x_grad, params_grad)}
+
+
+def _zeros_like_init(key: Any, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
+    return jnp.zeros(shape, dtype)
+
+
+def linen_module(case: LayerCase, dtype: str) -> Any:
+    """The linen class of ``case`` (``QDense``/``QConv``/``QActivation``)."""
+    kwargs = jax_kwargs(case)
+    if case.n == -1:
+        return qlinen.QActivation(
+            kwargs["input_quantization"],
+            gradient_cancellation_threshold=kwargs["gradient_cancellation_threshold"],
+        )
+    # linen checks given parameters against the initialiser's shape (``eval_shape``):
+    # a zeros initialiser traces in no time, lecun_normal's tracing costs ~40 ms a layer
+    common = {"use_bias": case.bias, "param_dtype": dtype, "kernel_init": _zeros_like_init,
+              "bias_init": _zeros_like_init, **kwargs}  # fmt: skip
+    if case.n == 0:
+        return qlinen.QDense(case.out_features, **common)
+    return qlinen.QConv(case.out_features, case.kernel_size, **common)
+
+
+def nnx_module(case: LayerCase, dtype: str) -> Any:
+    """The NNX class of ``case`` (``QLinear``/``QConv``/``QActivation``), zero-initialised
+    (the weights are written by :func:`bitorch_jax.convert.torch_to_nnx`)."""
+    kwargs = jax_kwargs(case)
+    if case.n == -1:
+        return qnnx.QActivation(
+            kwargs["input_quantization"],
+            gradient_cancellation_threshold=kwargs["gradient_cancellation_threshold"],
+        )
+    common = {
+        "use_bias": case.bias,
+        "param_dtype": dtype,
+        "kernel_init": _zeros,
+        "bias_init": _zeros,
+        "rngs": nnx.Rngs(0),
+        **kwargs,
+    }
+    if case.n == 0:
+        return qnnx.QLinear(case.in_features, case.out_features, **common)
+    return qnnx.QConv(case.in_features, case.out_features, case.kernel_size, **common)
+
+
+def _same_arrays(a: Any, b: Any) -> bool:
+    la, ta = jax.tree_util.tree_flatten(a)
+    lb, tb = jax.tree_util.tree_flatten(b)
+    if ta != tb:
+        return False
+    return all(
+        np.asarray(u).dtype == np.asarray(v).dtype and np.array_equal(u, v, equal_nan=True)
+        for u, v in zip(la, lb, strict=True)
+    )
+
+
+def run_flax(
+    case: LayerCase,
+    torch_module: torch.nn.Module,
+    arrays: dict,
+    dtype: str,
+    device: Any = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """``{"linen": results, "nnx": results}``: both classes with converted weights.
+
+    linen gets :func:`~bitorch_jax.convert.torch_to_linen`'s variables, NNX its own
+    variables written by :func:`~bitorch_jax.convert.torch_to_nnx`. When the two
+    conversions agree bit for bit (checked here), both classes run on that one parameter
+    tree under one ``jax.jit``, forward and VJP, so XLA compiles their shared math once;
+    otherwise each runs on its own parameters and ``"nnx"`` gets a ``"converted"`` entry
+    (both trees) that :func:`compare_layer` reports element by element. Call inside
+    :func:`parity_tests.backends.jax_x64` for float64.
+    """
+    linen = linen_module(case, dtype)
+    nnx_layer = nnx_module(case, dtype)
+    params = torch_to_linen(torch_module).get("params", {})
+    torch_to_nnx(torch_module, nnx_layer)
+    graphdef, state = nnx.split(nnx_layer)
+    nnx_params = nnx.to_pure_dict(state)
+    differ = not _same_arrays(params, nnx_params)
+
+    def linen_f(p: dict, x: jax.Array) -> jax.Array:
+        return linen.apply({"params": p} if p else {}, x)
+
+    def nnx_f(p: dict, x: jax.Array) -> jax.Array:
+        s = jax.tree_util.tree_map(lambda v: v, state)
+        nnx.replace_by_pure_dict(s, p)
+        return nnx.merge(graphdef, s)(x)
+
+    def both(p: dict, q: dict, x: jax.Array, g: jax.Array) -> tuple:
+        out = []
+        for f, weights in ((linen_f, p), (nnx_f, q)):
+            y, vjp = jax.vjp(f, weights, x)
+            out.append((y, *vjp(g)))
+        return tuple(out)
+
+    x, g = _flax_inputs(case, arrays, device)
+    if device is not None:
+        params, nnx_params = jax.device_put((params, nnx_params), device)
+    if differ:
+        runs = jax.jit(both)(params, nnx_params, x, g)
+    else:  # one parameter argument: XLA sees (and compiles) the shared math once
+        runs = jax.jit(lambda p, x, g: both(p, p, x, g))(params, x, g)
+    results = {}
+    for name, (y, params_grad, x_grad) in zip(("linen", "nnx"), runs, strict=True):
+        results[name] = {
+            "y": from_flax_layout(case, y),
+            **_grads_to_torch(case, x_grad, params_grad),
+        }
+    if differ:
+        results["nnx"]["converted"] = (
+            jax.tree_util.tree_map(np.asarray, params),
+            jax.tree_util.tree_map(np.asarray, nnx_params),
+        )
+    return results
+
+
+def run_linen(case: LayerCase, torch_module: torch.nn.Module, arrays: dict) -> dict:
+    """The linen class alone (float32), as the layer tests use it."""
+    return run_flax(case, torch_module, arrays, "float32")["linen"]
+
+
+def run_nnx(case: LayerCase, torch_module: torch.nn.Module, arrays: dict) -> dict:
+    """The NNX class alone (float32), as the layer tests use it."""
+    return run_flax(case, torch_module, arrays, "float32")["nnx"]
+
+
+# ----------------------------------------------------------------------------- comparison
+
+
+@dataclass(frozen=True)
+class LayerElement(Element):
+    """One element of a layer array the two sides disagree on; ``kind`` names the array
+    (``output``, ``input grad``, ...), ``input`` is ``x`` there (input grads only, else
+    NaN). ``side`` is set for a gradient-cancellation violation of one side alone."""
+
+    side: str | None = None
+
+    def describe(self, left: str = "torch", right: str = "jax") -> str:
+        where = "[" + ", ".join(str(i) for i in self.index) + "]"
+        text = f"{self.kind} at {where}:"
+        if not np.isnan(self.input):
+            text += f" input={self.input!r},"
+        if self.side is not None:
+            return f"{text} {self.side}={self.right!r}, must be exactly 0 ({self.reason})"
+        text += f" {left}={self.left!r}, {right}={self.right!r}"
+        diff = abs(self.left - self.right)
+        if np.isfinite(diff):
+            text += f", |diff|={diff:.3g}"
+        if self.allowed is not None:
+            text += f", allowed {self.allowed:.3g}"
+        if self.reason:
+            text += f" ({self.reason})"
+        return text
+
+
+def _element(
+    kind: str,
+    index: tuple,
+    x: np.ndarray | None,
+    a: Any,
+    b: Any,
+    allowed: float,
+    reason: str,
+    side: str | None = None,
+) -> LayerElement:
+    return LayerElement(
+        kind=kind,
+        sample=0,
+        index=tuple(int(i) for i in index),
+        input=float(x[index]) if x is not None else float("nan"),
+        cotangent=float("nan"),
+        left=float(a),
+        right=float(b),
+        allowed=float(allowed),
+        reason=reason,
+        side=side,
+    )
+
+
+def _fail(result: ParityResult, element: LayerElement) -> None:
+    result.failures += 1
+    if len(result.failure_list) < MAX_LISTED:
+        result.failure_list.append(element)
+
+
+def _compare_converted(result: ParityResult, converted: tuple[dict, dict]) -> None:
+    """torch_to_linen's and torch_to_nnx's parameters (Flax layout) must be bit-equal."""
+    linen, nnx_params = converted
+    for name in sorted(set(linen) | set(nnx_params)):
+        if name not in linen or name not in nnx_params:
+            result.problems.append(f"converted {name}: only one of linen/nnx has it")
+            continue
+        a, b = np.asarray(linen[name]), np.asarray(nnx_params[name])
+        if a.shape != b.shape or a.dtype != b.dtype:
+            result.problems.append(
+                f"converted {name}: linen {a.dtype}{list(a.shape)}, nnx {b.dtype}{list(b.shape)}"
+            )
+            continue
+        reason = "torch_to_nnx must write what torch_to_linen returns (Flax layout)"
+        for index in zip(*np.nonzero(~((a == b) | (np.isnan(a) & np.isnan(b)))), strict=True):
+            _fail(result, _element(f"converted {name}", index, None, a[index], b[index], 0.0,
+                                   reason))  # fmt: skip
+
+
+def compare_layer(
+    case: LayerCase,
+    result: ParityResult,
+    left: dict[str, Any],
+    right: dict[str, Any],
+    x: np.ndarray,
+    *,
+    exact_forward: bool | None = None,
+) -> None:
+    """Compare ``left`` (torch, or a CPU run) with ``right`` into ``result``, array by
+    array: bit-equal outputs when ``exact_forward`` (default :attr:`LayerCase.exact_forward`),
+    else ``layer_tolerance(dtype)``; equal NaN positions. An array of another shape or
+    dtype is a problem of the row (not compared)."""
+    tol = layer_tolerance(result.dtype)
+    exact_forward = case.exact_forward if exact_forward is None else exact_forward
+    if "converted" in right:
+        _compare_converted(result, right["converted"])
+    for key, label in ARRAY_NAMES.items():
+        if key not in left and key not in right:
+            continue
+        if key not in left or key not in right:
+            result.problems.append(f"{label}: only one side has it")
+            continue
+        a, b = np.asarray(left[key]), np.asarray(right[key])
+        if a.shape != b.shape or a.dtype != b.dtype:
+            result.problems.append(
+                f"{label}: {result.left} {a.dtype}{list(a.shape)}, "
+                f"{result.right} {b.dtype}{list(b.shape)}"
+            )
+            continue
+        result.elements += a.size
+        xs = x if key == "x_grad" else None
+        nan_a, nan_b = np.isnan(a), np.isnan(b)
+        for index in zip(*np.nonzero(nan_a != nan_b), strict=True):
+            _fail(result, _element(f"{label} NaN", index, xs, a[index], b[index], 0.0,
+                                   "NaN positions must match"))  # fmt: skip
+        both = ~(nan_a | nan_b)
+        equal = (a == b) & both
+        with np.errstate(invalid="ignore", over="ignore"):
+            diff = np.where(both & ~equal, np.abs(a.astype(np.float64) - b), 0.0)
+        exact = key == "y" and exact_forward
+        if exact:
+            allowed = np.zeros(a.shape)
+            reason = "1-bit quantizers: exact sums, bit-equal"
+        else:
+            allowed = tol.atol + tol.rtol * np.abs(b.astype(np.float64))
+            reason = f"layer_tolerance({result.dtype}): rtol={tol.rtol:g}, atol={tol.atol:g}"
+        bad = both & ~equal & ~(diff <= allowed)  # inf - inf is NaN: bad unless equal
+        finite = diff[np.isfinite(diff)]
+        largest = float(finite.max()) if finite.size else 0.0
+        if key == "y":
+            result.max_forward_diff = max(result.max_forward_diff, largest)
+        else:
+            result.max_grad_diff = max(result.max_grad_diff, largest)
+        if not exact:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = np.where(both & ~equal, diff / allowed, 0.0)
+            share = share[np.isfinite(share)]
+            if share.size:
+                result.grad_tolerance_used = max(result.grad_tolerance_used, float(share.max()))
+        for index in zip(*np.nonzero(bad), strict=True):
+            _fail(result, _element(label, index, xs, a[index], b[index], allowed[index], reason))
+
+
+def check_cancelled(
+    case: LayerCase, result: ParityResult, x: np.ndarray, runs: dict[str, dict]
+) -> None:
+    """Gradient cancellation: where ``|x| > threshold > 0`` each run's input gradient
+    is exactly 0; the input must have such elements, and torch's input gradient must
+    not be all zero (then the comparison would check nothing)."""
+    if case.threshold > 0:
+        cancelled = np.abs(x) > case.threshold
+        if not cancelled.any():
+            result.problems.append(f"no input past the threshold {case.threshold}")
+        reason = f"|x| > threshold {case.threshold}: gradient cancellation"
+        for name, run in runs.items():
+            grad = np.asarray(run["x_grad"])
+            if grad.shape != x.shape:
+                continue  # a problem of the row already
+            for index in zip(*np.nonzero(cancelled & (grad != 0)), strict=True):
+                element = _element("input grad", index, x, 0.0, grad[index], 0.0, reason, name)
+                _fail(result, element)
+    for name, run in runs.items():
+        if name.startswith("torch") and not np.any(np.asarray(run["x_grad"]) != 0):
+            result.problems.append(f"{name} input grad is all zero: the case checks nothing")
+
+
+# ----------------------------------------------------------------------------- rows
+
+
+@contextmanager
+def _torch_gpu_exact() -> Iterator[None]:
+    """TF32 off in torch (as the GPU layer test does); restored afterwards."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def _device_runs(case: LayerCase, dtype: str, arrays: dict, device: str) -> dict[str, dict]:
+    """``{"torch": ..., "linen": ..., "nnx": ...}`` on ``device`` (``cpu``/``gpu``)."""
+    with _torch_gpu_exact():
+        layer, want = run_torch(case, arrays, dtype, backends._torch_device(device))
+    with backends.jax_x64(dtype):
+        flax = run_flax(case, layer, arrays, dtype, backends._jax_device(device))
+    return {"torch": want, **flax}
+
+
+def layer_rows(
+    case: LayerCase, dtype: str, devices: Sequence[str], seed: int = 0
+) -> list[ParityResult]:
+    """The rows of one case and dtype on ``devices`` (present ones only).
+
+    Per device: torch vs linen and torch vs NNX (params ``linen``/``nnx``). With a GPU
+    also each framework's CPU vs its GPU result (``torch cpu/gpu``, ``jax cpu/gpu``);
+    every GPU comparison allows the tolerance for outputs too (GPU convolution
+    algorithms such as Winograd round even integer-valued sums). A framework that raises
+    gives ``ERROR`` rows with its message.
+    """
+    arrays = make_arrays(case, dtype, seed)
+    need = sorted(set(devices) | ({"cpu"} if "gpu" in devices else set()))
+    runs: dict[str, dict[str, dict]] = {}
+    errors: dict[str, str] = {}
+    for device in need:
+        try:
+            runs[device] = _device_runs(case, dtype, arrays, device)
+        except Exception as exc:  # noqa: BLE001 - reported as an ERROR row, not hidden
+            errors[device] = f"{type(exc).__name__}: {exc}"
+    # (device label, params label, left framework:device, right framework:device)
+    pairs = [(d, flax, f"torch:{d}", f"{flax}:{d}") for d in devices for flax in ("linen", "nnx")]
+    if "gpu" in devices:
+        pairs += [("torch cpu/gpu", "torch", "torch:cpu", "torch:gpu")]
+        pairs += [("jax cpu/gpu", f, f"{f}:cpu", f"{f}:gpu") for f in ("linen", "nnx")]
+    rows = []
+    for label, params, left, right in pairs:
+        (fw_left, dev_left), (fw_right, dev_right) = left.split(":"), right.split(":")
+        same = dev_left == dev_right
+        result = ParityResult(
+            case.id,
+            params,
+            dtype,
+            label,
+            left=fw_left if same else left,
+            right=fw_right if same else right,
+            kind="layer",
+        )
+        failed = [errors[d] for d in (dev_left, dev_right) if d in errors]
+        if failed:
+            result.error = failed[0]
+        else:
+            a, b = runs[dev_left][fw_left], runs[dev_right][fw_right]
+            try:
+                compare_layer(case, result, a, b, arrays["x"],
+                              exact_forward=None if label == "cpu" else False)  # fmt: skip
+                check_cancelled(case, result, arrays["x"], {result.left: a, result.right: b})
+            except Exception as exc:  # noqa: BLE001
+                result.error = f"{type(exc).__name__}: {exc}"
+        rows.append(result)
+    return rows
+
+
+def run_layer_cases(
+    cases: Sequence[LayerCase],
+    *,
+    dtypes: Iterable[str] = LAYER_DTYPES,
+    devices: Sequence[str] = ("cpu",),
+    seed: int = 0,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> ParityReport:
+    """Every case x dtype (float32/float64 of ``dtypes``) on ``devices`` (resolved: present
+    ones only); the layer part of ``python -m parity_tests``."""
+    names = [d for d in dtypes if d in LAYER_DTYPES]
+    report = ParityReport()
+    total = len(cases) * len(names)
+    done = 0
+    for case in cases:
+        for dtype in names:
+            if progress is not None:
+                progress(done, total, f"{case.id} {dtype}")
+            report.results += layer_rows(case, dtype, devices, seed)
+            done += 1
+    if progress is not None:
+        progress(total, total, "done")
+    return report
