@@ -19,3 +19,13 @@ from bitorch import quantizations
 
 __all__ = ["quantizations"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # Loaded on first use: bitorch.optim and bitorch.summary, a callable
+    # module (bitorch.summary(model, *example_inputs)).
+    if name in ("optim", "summary"):
+        import importlib
+
+        return importlib.import_module(f"bitorch.{name}")
+    raise AttributeError(f"module 'bitorch' has no attribute {name!r}")

@@ -40,6 +40,13 @@ __all__ = [
     "spatial_tuple",
     "check_kernel_size",
     "explicit_padding",
+    "check_bool",
+    "check_unit_scale",
+    "check_progressive_alpha",
+    "check_positive_real",
+    "check_temperature",
+    "GlobalScalingConflict",
+    "check_scale_source",
 ]
 
 #: Largest supported bit width: ``2**24 - 1`` levels are still exact in float32.
@@ -204,3 +211,123 @@ def explicit_padding(
     if any(v < 0 for pair in pairs for v in pair):
         raise ValueError(form)
     return tuple(pairs)
+
+
+# --------------------------------------------------------------------------- progressive sign
+# ProgressiveSign (bitorch 0.4.1) maps a training-progress ``scale`` to a temperature
+# ``t = 1 - alpha**(-beta * scale)`` and divides by ``max(1 - t, EPSILON)``. The checks
+# below are its argument rules, shared by both frameworks and both configs.
+
+
+def check_bool(value: Any, name: str, where: str) -> bool:
+    """A Python or NumPy ``bool`` (a flag such as ``training``); ``0``/``1`` are refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {name} must be a bool, got {_type_name(value)} {value!r}")
+    return bool(value)
+
+
+def check_unit_scale(scale: Any, where: str, name: str = "scale") -> float:
+    """A training-progress scale: a real number in ``[0, 1]`` (0 at the start of training,
+    1 at the end), as bitorch 0.4.1 documents it; NaN and infinities are refused."""
+    if not is_real(scale):
+        raise TypeError(f"{where}: {name} must be a real number, got {_type_name(scale)} {scale!r}")
+    if not 0 <= scale <= 1:
+        raise ValueError(f"{where}: {name} must be in [0, 1], got {float(scale)!r}")
+    return float(scale)
+
+
+def check_progressive_alpha(alpha: Any, where: str) -> float:
+    """The base of ``alpha**(-beta * scale)``: finite and ``> 1``, so that the temperature
+    ``1 - alpha**(-beta * scale)`` rises from 0 towards 1 as the scale grows (``alpha = 1``
+    would fix it at 0, ``alpha < 1`` make it negative)."""
+    if not is_real(alpha):
+        raise TypeError(f"{where}: alpha must be a real number, got {_type_name(alpha)} {alpha!r}")
+    if not (math.isfinite(alpha) and alpha > 1):
+        raise ValueError(f"{where}: alpha must be finite and > 1, got {float(alpha)!r}")
+    return float(alpha)
+
+
+def check_positive_real(value: Any, name: str, where: str) -> float:
+    """A real number, finite and ``> 0``."""
+    if not is_real(value):
+        raise TypeError(f"{where}: {name} must be a real number, got {_type_name(value)} {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{where}: {name} must be finite and > 0, got {float(value)!r}")
+    return float(value)
+
+
+def check_temperature(temperature: Any, where: str) -> float:
+    """A temperature (what a transform returns): a finite real number. Any value is
+    usable: ``max(1 - t, EPSILON)`` makes ``t >= 1`` the sharpest slope and ``t < 0`` a
+    slope flatter than hardtanh's."""
+    if not is_real(temperature):
+        raise TypeError(
+            f"{where}: the transform must return a real number (the temperature), got "
+            f"{_type_name(temperature)} {temperature!r}"
+        )
+    if not math.isfinite(temperature):
+        raise ValueError(f"{where}: the temperature must be finite, got {float(temperature)!r}")
+    return float(temperature)
+
+
+class GlobalScalingConflict(ValueError, RuntimeWarning):
+    """An instance scale was given to a ProgressiveSign that reads the global one.
+
+    bitorch 0.4.1 raises ``RuntimeWarning`` here; this is a ``ValueError`` (the project's
+    rule for a bad argument) and a ``RuntimeWarning``, so code written for either catches it.
+    """
+
+
+def check_scale_source(
+    use_global_scaling: Any, initial_scale: Any, where: str
+) -> tuple[bool, float | None]:
+    """``(use_global_scaling, initial_scale)`` checked: a bool, and ``None`` or a scale in
+    ``[0, 1]`` that only goes with ``use_global_scaling=False`` (else
+    :class:`GlobalScalingConflict`)."""
+    use_global_scaling = check_bool(use_global_scaling, "use_global_scaling", where)
+    if initial_scale is None:
+        return use_global_scaling, None
+    initial_scale = check_unit_scale(initial_scale, where, "initial_scale")
+    if use_global_scaling:
+        raise GlobalScalingConflict(
+            f"{where}: initial_scale={initial_scale!r} has no effect with "
+            "use_global_scaling=True (the scale is read from the config); pass "
+            "use_global_scaling=False to give this instance its own scale"
+        )
+    return use_global_scaling, initial_scale
+
+
+# --------------------------------------------------------------------------- optimizers
+# Bop (bitorch.optim.Bop, bitorch_jax.optim.bop) and latent-weight clipping: their
+# hyperparameter rules, shared by both frameworks. (Not in __all__: this section is
+# appended, imported by name.)
+
+
+def check_unit_fraction(value: Any, name: str, where: str) -> float:
+    """A real number in ``(0, 1]``, such as Bop's ``gamma`` (the momentum's adaptivity
+    rate: ``m <- (1 - gamma) * m + gamma * g``; ``0`` would never move ``m``).
+
+    >>> check_unit_fraction(1e-4, "gamma", "bop")
+    0.0001
+    >>> check_unit_fraction(0.0, "gamma", "bop")
+    Traceback (most recent call last):
+    ...
+    ValueError: bop: gamma must be in (0, 1], got 0.0
+    """
+    if not is_real(value):
+        raise TypeError(f"{where}: {name} must be a real number, got {_type_name(value)} {value!r}")
+    if not 0 < value <= 1:
+        raise ValueError(f"{where}: {name} must be in (0, 1], got {float(value)!r}")
+    return float(value)
+
+
+def check_clip_value(value: Any, where: str) -> float:
+    """A latent-weight clip bound: a real number, finite and ``> 0`` (weights are clipped
+    to ``[-clip_value, clip_value]``)."""
+    if not is_real(value):
+        raise TypeError(
+            f"{where}: clip_value must be a real number, got {_type_name(value)} {value!r}"
+        )
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{where}: clip_value must be finite and > 0, got {float(value)!r}")
+    return float(value)
