@@ -29,6 +29,7 @@ __all__ = [
     "check_registries",
     "case_for",
     "registry_cases",
+    "torch_quantizer",
 ]
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -116,6 +117,20 @@ def check_registries() -> list[str]:
     return torch_keys
 
 
+def torch_quantizer(key: str, **params: Any) -> Any:
+    """bitorch's quantizer of registry key ``key`` built from a table row's ``params``.
+
+    A ``training`` parameter is torch's module mode, not a constructor argument (bitorch
+    0.4.1's constructors, ``ProgressiveSign``'s included, do not take it): it is set with
+    ``.train(training)`` after construction. bitorch_jax objects take it as a field.
+    """
+    training = params.pop("training", None)
+    quantizer = bt.quantization_from_name(key)(**params)
+    if training is not None:
+        quantizer.train(training)
+    return quantizer
+
+
 def case_for(key: str, **params: Any) -> Case:
     """The :class:`Case` of registry key ``key`` with ``params`` (e.g. ``bits=2``).
 
@@ -123,7 +138,7 @@ def case_for(key: str, **params: Any) -> Case:
     table (:mod:`bitorch_common.quantizers`); a key registered in both frameworks without
     a row is compared without oracle knowledge (every forward difference fails).
     """
-    torch_q = bt.quantization_from_name(key)(**params)
+    torch_q = torch_quantizer(key, **params)
     jax_q = bj.quantization_from_name(key)(**params)
     try:
         spec = row(key)

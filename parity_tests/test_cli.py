@@ -80,7 +80,7 @@ def test_usage_errors_exit_2(argv, capsys):
 
 def test_list_prints_every_case(capsys):
     assert main(["--list"]) == 0
-    lines = capsys.readouterr().out.split()
+    lines = capsys.readouterr().out.splitlines()
     assert lines == [c.label for c in registry_cases()]
 
 

@@ -79,7 +79,10 @@ def test_forward_and_gradient_parity(index, dtype, shape, device):
     if shape == ():
         expected = min(n_edges, ZERO_D_EDGES) + 1 + (1 if case.tensor_wide else 0)
     else:
-        expected = math.prod(shape) * (3 if case.tensor_wide and math.prod(shape) else 1)
+        # the main array, an all-subnormal and an all-zero one; tensor-wide cases also one
+        # with NaN and two asymmetric finite ones (bitorch_common.inputs.make_samples)
+        n = math.prod(shape)
+        expected = n * (1 + (2 if n else 0) + (3 if case.tensor_wide and n else 0))
     for result in results:
         assert result.ok, str(result)
         assert result.elements == expected  # every element of every input was compared
@@ -117,7 +120,10 @@ def test_inputs_contain_every_edge_value():
     """The arrays the matrix uses really hold 0, -0.0, ±1, NaN, ±inf and the thresholds."""
     from bitorch_common.inputs import make_samples
 
-    (x,) = make_samples((257,), "float32", np.random.default_rng(0))
+    x, subnormal, zeros = make_samples((257,), "float32", np.random.default_rng(0))
+    tiny = np.finfo(np.float32).tiny
+    assert ((np.abs(subnormal) < tiny) & (subnormal != 0)).all() and (subnormal < 0).any()
+    assert not zeros.any() and np.signbit(zeros).any() and not np.signbit(zeros).all()
     assert (x == 0).sum() >= 2 and np.signbit(x[x == 0]).any()
     for v in (1.0, -1.0, np.inf, -np.inf, np.nextafter(np.float32(1), np.float32(2))):
         assert (x == np.float32(v)).any(), v
@@ -125,11 +131,15 @@ def test_inputs_contain_every_edge_value():
     assert (np.abs(x) > 1).sum() > 50 and (np.abs(x) < 1).sum() > 50
 
 
-def test_tensor_wide_cases_compare_a_nan_array_and_a_zero_array():
+def test_tensor_wide_cases_compare_nan_zero_and_asymmetric_arrays():
     from bitorch_common.inputs import make_samples
 
-    main, with_nan, zeros = make_samples(
+    main, _, zeros, with_nan, negative_peak, positive_peak = make_samples(
         (100,), "float32", np.random.default_rng(0), tensor_wide=True
     )
     assert not np.isnan(main).any() and np.isnan(with_nan).sum() == 1
     assert not zeros.any()
+    for arr, sign in ((negative_peak, -1), (positive_peak, 1)):
+        assert np.isfinite(arr).all()
+        peak = arr[np.argmax(np.abs(arr))]
+        assert np.sign(peak) == sign and (np.abs(arr) == abs(peak)).sum() == 1

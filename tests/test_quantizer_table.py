@@ -37,7 +37,7 @@ from bitorch_common.quantizers import (  # noqa: E402
     variants,
 )
 from parity_tests.api import run_cases  # noqa: E402
-from parity_tests.cases import registry_cases  # noqa: E402
+from parity_tests.cases import registry_cases, torch_quantizer  # noqa: E402
 
 # A 2-level step at 0.25: q(x) = +1 where x >= 0.25, else -1 (NaN kept); the gradient
 # passes straight through. ``x - 0.25`` is its pre-round value: computed exactly (the
@@ -266,5 +266,8 @@ def test_every_registered_key_has_a_row_and_every_row_is_registered() -> None:
             assert callable(function), f"{package.__name__} has no {spec.function}"
         for params in spec.variants:
             for package in (bt, bj):
-                q = package.quantization_from_name(spec.key)(**params)
+                if package is bt:
+                    q = torch_quantizer(spec.key, **params)
+                else:
+                    q = package.quantization_from_name(spec.key)(**params)
                 assert q.bit_width == spec.bit_width_of(params), (package.__name__, spec.key)

@@ -39,6 +39,7 @@ SAVED_FLOAT32 = {
     "inputdorefa": (0, 0),
     "weightdorefa": (0, 0),
     "identity": (0, 0),
+    "progressive_sign": (0, 0),
 }
 
 

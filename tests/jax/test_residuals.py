@@ -57,6 +57,7 @@ BUDGET = {  # key -> "none", "code" (<= 1 byte/element, no float) or "input"
     "steheaviside": "code",
     "approxsign": "input",
     "swishsign": "input",
+    "progressive_sign": "none",
 }
 RESIDUAL_CASES: list[tuple[str, Callable[[jax.Array], jax.Array], str]] = [
     (v.id, bq.quantization_from_name(v.key)(**v.params), BUDGET.get(v.key, "missing"))

@@ -33,6 +33,7 @@ from bitorch_common import inputs, oracles
 from bitorch_common.comparison import SampleComparison
 from bitorch_common.inputs import cotangents, edge_values, make_samples, np_dtype, random_inputs
 from bitorch_common.quantizers import Variant, variants
+from parity_tests.cases import torch_quantizer
 
 # torch dtype -> NumPy dtype of the same format.
 DTYPES: dict[torch.dtype, np.dtype] = {
@@ -50,8 +51,9 @@ class TorchVariant(Variant):
         return bq.quantization_from_name(self.key)
 
     def make(self) -> bq.Quantization:
-        """A fresh quantizer object built from the variant's parameters."""
-        return self.cls(**self.params)
+        """A fresh quantizer object built from the variant's parameters (a ``training``
+        parameter is the module's mode, set with ``.train()``; see ``torch_quantizer``)."""
+        return torch_quantizer(self.key, **self.params)
 
     @property
     def functional(self) -> Any:
