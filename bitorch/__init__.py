@@ -15,9 +15,28 @@ except ImportError as _exc:
         name="torch",
     ) from _exc
 
-from bitorch import quantizations
+from bitorch import layers, quantizations
+from bitorch.config import (
+    Config,
+    add_config_args,
+    apply_args_to_configuration,
+    config_from_name,
+    config_names,
+    configs_by_name,
+    register_custom_config,
+)
 
-__all__ = ["quantizations"]
+__all__ = [
+    "layers",
+    "quantizations",
+    "Config",
+    "add_config_args",
+    "apply_args_to_configuration",
+    "config_from_name",
+    "config_names",
+    "configs_by_name",
+    "register_custom_config",
+]
 __version__ = "0.1.0"
 
 

@@ -79,10 +79,16 @@ def _first_shape(output: Any) -> tuple[int, ...] | None:
     return None
 
 
+def _is_part(name: str, child: nn.Module) -> bool:
+    """A part of a layer: a quantizer, or the layer's input activation (bitorch 0.4.1's
+    ``activation`` child of ``QLinear``/``QConv*``, a ``QActivation``)."""
+    return isinstance(child, Quantization) or (name == "activation" and _is_layer(child))
+
+
 def _is_layer(module: nn.Module) -> bool:
-    """A module whose children (if any) are all quantizers: a layer, its quantizers part
+    """A module whose children (if any) are all parts: a layer, its quantizers part
     of it (``QLinear``, ``QConv2d``, ``QActivation``, ``nn.Linear``, ...)."""
-    return all(isinstance(child, Quantization) for child in module.children())
+    return all(_is_part(name, child) for name, child in module.named_children())
 
 
 def _own_tensors(module: nn.Module) -> list[tuple[str, torch.Tensor, bool]]:
@@ -122,11 +128,11 @@ def summary(model: nn.Module, *example_inputs: Any) -> ModelSummary:
     # Rows: layers (a quantizer inside a layer is part of it, not a row of its own; one
     # used on its own, say as an activation in a Sequential, is a layer) and modules with
     # tensors of their own.
-    parents = {id(c): m for m in model.modules() for c in m.children()}
+    parents = {id(c): (m, n) for m in model.modules() for n, c in m.named_children()}
 
     def is_row(module: nn.Module) -> bool:
-        parent = parents.get(id(module))
-        if isinstance(module, Quantization) and parent is not None and _is_layer(parent):
+        parent, name = parents.get(id(module), (None, ""))
+        if parent is not None and _is_part(name, module) and _is_layer(parent):
             return False
         return _is_layer(module) or bool(_own_tensors(module))
 

@@ -119,6 +119,8 @@ class QuantizerSpec:
 
     def grad_scale_of(self, params: Params) -> float:
         """An upper bound of ``|dq/dx|`` for ``params`` (at least 1)."""
+        if self.grad_scale is None:  # no bound from the parameters: from the data (below)
+            return None  # type: ignore[return-value]  # compare_sample: largest |grad / g|
         value = self.grad_scale(**params) if callable(self.grad_scale) else self.grad_scale
         return max(1.0, float(value))
 
@@ -264,6 +266,183 @@ ROWS: tuple[QuantizerSpec, ...] = (
             reads_arrays=2,
             writes_arrays=2,
             why="y = x and dx = g; forward reads x and writes y; backward as a pass-through",
+        ),
+    ),
+    QuantizerSpec(
+        key="progressive_sign",
+        function="progressive_sign",
+        bit_width=1,
+        # bitorch 0.4.1's constructor arguments (its own scale: use_global_scaling=False)
+        # plus the mode: training (torch: module.train(), set by parity_tests.cases).
+        # Divisors max(1 - t, 1e-7): 1 (hardtanh), 4**-3.7 and 3**-1.5 (not powers of
+        # two: a real division), 1e-7 (1 - t below EPSILON); then eval mode (the sign).
+        variants=tuple(
+            {
+                "use_global_scaling": False,
+                "initial_scale": s,
+                "alpha": a,
+                "beta": b,
+                "training": t,
+            }
+            for s, a, b, t in (
+                (0.0, 4.0, 10.0, True),
+                (0.37, 4.0, 10.0, True),
+                (0.6, 3.0, 2.5, True),
+                (1.0, 10.0, 10.0, True),
+                (0.37, 4.0, 10.0, False),
+            )
+        ),
+        forward=o.progressive_sign_forward,
+        grad=lambda x, g, **p: o.pass_through(x, g),
+        # Training mode is not discrete, but its value is one correctly rounded division
+        # by the same divisor in both frameworks, so it must be bit-equal as the sign of
+        # eval mode must: both are checked as exact ("zero" boundaries, exact pre-round).
+        pre_round=lambda x, **p: o.as_compute(x),
+        boundaries="zero",
+        extra_edges=o.progressive_sign_edges,
+        benchmark=Benchmark(
+            params={"use_global_scaling": False, "initial_scale": 0.37},
+            reads_arrays=2,
+            writes_arrays=2,
+            why=_PASS_THROUGH,
+        ),
+    ),
+    # ------------------------------------------------------------ beyond bitorch 0.4.1
+    # SPEC.md's second table. The per-channel (or per-tensor) statistic mean|x| of
+    # magnitudeawaresign, xnorscaled and steternary(twn) is computed exactly (a fixed
+    # pairwise order of elementwise additions, one IEEE division), so their outputs are
+    # checked as exact: "zero" boundaries on the input itself, no flip allowed.
+    QuantizerSpec(
+        key="stesign",
+        function="ste_sign",
+        bit_width=1,
+        variants=tuple({"clip_value": c} for c in (1.0, 0.5, 0.3, float("inf"))),
+        forward=lambda x, clip_value: o.sign_forward(x),
+        grad=o.ste_sign_grad,
+        pre_round=lambda x, **p: o.as_compute(x),
+        boundaries="zero",
+        extra_edges=o.ste_sign_edges,
+        benchmark=Benchmark(
+            params={"clip_value": 1.0},
+            reads_arrays=2,
+            writes_arrays=2,
+            extra_bytes=1,
+            why=(
+                "forward reads x, writes y and a 1-byte code per element (pass / zero / NaN); "
+                "backward reads g and the code and writes dx"
+            ),
+        ),
+    ),
+    QuantizerSpec(
+        key="magnitudeawaresign",
+        function="magnitude_aware_sign",
+        bit_width=1,
+        # channel_axis 0 (torch's weight layout) and -1 (Flax's), each meaning the same
+        # axis in both frameworks here; 1-d inputs (the parity command's) are per-tensor.
+        variants=(
+            {"clip_value": 1.0, "channel_axis": 0},
+            {"clip_value": 1.0, "channel_axis": -1},
+            {"clip_value": 0.3, "channel_axis": 0},
+            {"clip_value": float("inf"), "channel_axis": -1},
+        ),
+        forward=o.scaled_sign_forward,
+        grad=o.magnitude_aware_sign_grad,
+        pre_round=lambda x, **p: o.as_compute(x),
+        boundaries="zero",
+        tensor_wide=True,
+        extra_edges=lambda clip_value, channel_axis: o.ste_sign_edges(clip_value),
+        benchmark=Benchmark(
+            params={"channel_axis": 0},
+            reads_arrays=5,
+            writes_arrays=2,
+            why=(
+                "forward reads x twice (the per-channel mean|x| comes before any output) and "
+                "writes y; only x is saved, so the backward reads x twice again (alpha, then "
+                "the clip mask) and g, and writes dx"
+            ),
+        ),
+    ),
+    QuantizerSpec(
+        key="xnorscaled",
+        function="xnor_scaled",
+        bit_width=1,
+        variants=({"channel_axis": 0}, {"channel_axis": -1}),
+        forward=o.scaled_sign_forward,
+        grad=o.xnor_scaled_grad,
+        pre_round=lambda x, **p: o.as_compute(x),
+        boundaries="zero",
+        tensor_wide=True,
+        benchmark=Benchmark(
+            params={"channel_axis": 0},
+            reads_arrays=4,
+            writes_arrays=2,
+            why=(
+                "forward reads x twice (the per-channel mean|x|, then the sign) and writes y; "
+                "only x is saved: the backward reads x (alpha) and g and writes dx = g * alpha"
+            ),
+        ),
+    ),
+    QuantizerSpec(
+        key="steternary",
+        function="ste_ternary",
+        bit_width=2,
+        # threshold: the fixed threshold, or with twn the factor of mean|x| (TWN: 0.7)
+        variants=tuple(
+            {"threshold": t, "twn": twn, "clip_value": c}
+            for t, twn, c in (
+                (0.05, False, 1.0),
+                (0.3, False, 0.5),
+                (0.0, False, 1.0),
+                (0.7, True, 1.0),
+                (0.5, True, float("inf")),
+            )
+        ),
+        forward=o.ste_ternary_forward,
+        grad=lambda x, g, threshold=None, twn=False, clip_value=1.0: o.ste_sign_grad(
+            x, g, clip_value
+        ),
+        pre_round=o.ste_ternary_pre_round,
+        boundaries="zero",
+        tensor_wide=True,  # with twn: one NaN makes the threshold and every output NaN
+        extra_edges=o.ste_ternary_edges,
+        benchmark=Benchmark(
+            params={"threshold": 0.05, "twn": False},
+            reads_arrays=2,
+            writes_arrays=2,
+            extra_bytes=1,
+            why=(
+                "fixed threshold: forward reads x, writes y and a 1-byte code per element "
+                "(pass / zero / NaN); backward reads g and the code and writes dx (twn=True "
+                "reads x once more for the per-tensor mean|x|)"
+            ),
+        ),
+    ),
+    QuantizerSpec(
+        key="larqdorefa",
+        function="larq_dorefa",
+        bit_width=lambda bits: bits,
+        variants=tuple({"bits": b} for b in _DOREFA_BITS),
+        forward=o.weight_dorefa_forward,
+        grad=o.larq_dorefa_grad,
+        pre_round=o.weight_dorefa_pre_round,
+        boundaries="half",
+        level=o.weight_dorefa_level,
+        pre_round_exact=False,
+        exact_where=o.weight_dorefa_exact,
+        tensor_wide=True,
+        # (1 - tanh(x)**2) / m: tanh differs by ulps between the libraries, and |dq/dx|
+        # reaches 1/m, unbounded by the parameters: the scale is taken from the data.
+        grad_exact=False,
+        grad_scale=None,
+        benchmark=Benchmark(
+            params={"bits": 2},
+            reads_arrays=5,
+            writes_arrays=2,
+            why=(
+                "forward reads x twice (the per-tensor max|tanh x|, then the levels) and "
+                "writes y; only x is saved, so the backward reads x twice again (m, then "
+                "(1 - tanh(x)**2) / m) and g, and writes dx"
+            ),
         ),
     ),
 )

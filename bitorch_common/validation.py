@@ -331,3 +331,181 @@ def check_clip_value(value: Any, where: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{where}: clip_value must be finite and > 0, got {float(value)!r}")
     return float(value)
+
+
+# --------------------------------------------------------------------------- layers (0.4.1)
+# PadModule, Pact and the embedding layers (bitorch.layers, bitorch_jax.layers): their
+# argument rules, shared by both frameworks. (Not in __all__: imported by name.)
+
+#: The reductions of an embedding bag (torch's ``nn.EmbeddingBag`` modes).
+EMBEDDING_BAG_MODES = ("sum", "mean", "max")
+
+
+def check_int(value: Any, name: str, where: str) -> int:
+    """An integer of any sign (Python or NumPy, not ``bool``), such as a padding amount
+    (a negative one crops, as in ``torch.nn.functional.pad``).
+
+    >>> check_int(np.int64(-2), "padding_left", "PadModule")
+    -2
+    """
+    if not is_int(value):
+        raise TypeError(f"{where}: {name} must be an int, got {_type_name(value)} {value!r}")
+    return int(value)
+
+
+def check_real(value: Any, name: str, where: str) -> float:
+    """A real number (Python or NumPy scalar, not ``bool``); infinities and NaN are
+    accepted (``torch.nn.functional.pad`` takes any fill value)."""
+    if not is_real(value):
+        raise TypeError(f"{where}: {name} must be a real number, got {_type_name(value)} {value!r}")
+    return float(value)
+
+
+def check_embedding_mode(mode: Any, where: str) -> str:
+    """An embedding bag's reduction: ``"sum"``, ``"mean"`` or ``"max"``."""
+    if not isinstance(mode, str):
+        raise TypeError(f"{where}: mode must be a str, got {_type_name(mode)} {mode!r}")
+    if mode not in EMBEDDING_BAG_MODES:
+        raise ValueError(
+            f"{where}: mode must be one of {', '.join(EMBEDDING_BAG_MODES)}, got {mode!r}"
+        )
+    return mode
+
+
+def check_padding_idx(padding_idx: Any, num_embeddings: int, where: str) -> int | None:
+    """``None`` or a row index in ``[-num_embeddings, num_embeddings)``; a negative index
+    counts from the end and is returned as the non-negative row (as ``nn.Embedding``).
+
+    >>> check_padding_idx(-1, 10, "QEmbedding")
+    9
+    """
+    if padding_idx is None:
+        return None
+    if not is_int(padding_idx):
+        raise TypeError(
+            f"{where}: padding_idx must be None or an int, got {_type_name(padding_idx)} "
+            f"{padding_idx!r}"
+        )
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise ValueError(
+            f"{where}: padding_idx must be in [-{num_embeddings}, {num_embeddings}) "
+            f"(num_embeddings={num_embeddings}), got {padding_idx}"
+        )
+    return int(padding_idx) % num_embeddings
+
+
+def check_quantization_spec(value: Any, base: type, where: str) -> Any:
+    """A quantization given as a registry name (a ``str``) or an instance of ``base``
+    (the framework's ``Quantization``); names are looked up where they are used."""
+    if not isinstance(value, (str, base)):
+        raise TypeError(
+            f"{where}: expected a quantization name or a {base.__name__} instance, got "
+            f"{_type_name(value)}"
+        )
+    return value
+
+
+# --------------------------------------------------------------------------- larq-style quantizers
+# SteSign, MagnitudeAwareSign, SteTernary, LarqDoReFa and XnorScaled (quantizers beyond
+# bitorch 0.4.1; SPEC.md's second quantizer table): their argument rules, shared by both
+# frameworks. (Not in __all__: this section is appended, imported by name.)
+
+#: SteTernary's fixed threshold when none is given (larq's ``ste_tern`` default).
+DEFAULT_TERNARY_THRESHOLD = 0.05
+
+#: The Ternary Weight Networks threshold factor: ``delta = 0.7 * mean|x|`` (Li et al. 2016).
+TWN_FACTOR = 0.7
+
+#: The smallest positive bound a clip value or a fixed threshold may have: float32's
+#: smallest normal number, ``2**-126``. XLA on CPU compares subnormals as zero; against a
+#: bound of at least this (or exactly 0, handled apart), that gives the IEEE answer.
+SMALLEST_BOUND = 2.0**-126
+
+
+def check_gradient_clip(value: Any, where: str) -> float:
+    """The ``clip_value`` of a clipped straight-through gradient (``dq/dx = 1`` where
+    ``|x| <= clip_value``): a real number ``>= 2**-126`` (:data:`SMALLEST_BOUND`);
+    ``math.inf`` or ``None`` (larq's spelling) means no clipping and is returned as
+    ``math.inf``.
+
+    >>> check_gradient_clip(None, "stesign")
+    inf
+    >>> check_gradient_clip(0.0, "stesign")
+    Traceback (most recent call last):
+    ...
+    ValueError: stesign: clip_value must be > 0 (inf or None: no clipping), got 0.0
+    """
+    if value is None:
+        return math.inf
+    if not is_real(value):
+        raise TypeError(
+            f"{where}: clip_value must be a real number or None, got {_type_name(value)} {value!r}"
+        )
+    if math.isnan(value) or value <= 0:
+        raise ValueError(
+            f"{where}: clip_value must be > 0 (inf or None: no clipping), got {float(value)!r}"
+        )
+    if value < SMALLEST_BOUND:
+        raise ValueError(
+            f"{where}: clip_value must be at least 2**-126 (float32's smallest normal number), "
+            f"got {float(value)!r}"
+        )
+    return float(value)
+
+
+def check_channel_axis(axis: Any, where: str) -> int | None:
+    """The output-channel axis of a per-channel statistic: an int (negative counts from
+    the end, checked against the input's rank when the quantizer is called) or ``None``
+    (one statistic for the whole tensor)."""
+    if axis is None:
+        return None
+    if not is_int(axis):
+        raise TypeError(
+            f"{where}: channel_axis must be an int or None, got {_type_name(axis)} {axis!r}"
+        )
+    return int(axis)
+
+
+def resolve_channel_axis(axis: int | None, ndim: int, where: str) -> int | None:
+    """The non-negative channel axis for an ``ndim``-d input, or ``None`` when one
+    statistic spans the whole tensor: ``axis`` is ``None``, or the input has fewer than 2
+    dimensions (a scalar or a vector, e.g. a bias, has no channel layout). An axis
+    outside ``-ndim..ndim-1`` is a ``ValueError``.
+
+    >>> resolve_channel_axis(-1, 4, "xnorscaled"), resolve_channel_axis(0, 1, "xnorscaled")
+    (3, None)
+    """
+    if axis is None or ndim < 2:
+        return None
+    if not -ndim <= axis < ndim:
+        raise ValueError(
+            f"{where}: channel_axis={axis} is out of range for a {ndim}-d input "
+            f"(valid: {-ndim}..{ndim - 1}, or None for one statistic over the tensor)"
+        )
+    return axis % ndim
+
+
+def check_ternary_threshold(threshold: Any, twn: Any, where: str) -> tuple[float, bool]:
+    """``(threshold, twn)`` of a ternary quantizer, checked.
+
+    The ternary threshold is ``delta = threshold`` (fixed), or with ``twn=True``
+    ``delta = threshold * mean|x|`` of the input, the Ternary Weight Networks rule, where
+    ``threshold`` is the factor. ``twn`` is a bool; ``threshold`` a finite real ``>= 0``,
+    ``None`` taking :data:`DEFAULT_TERNARY_THRESHOLD` (fixed) or :data:`TWN_FACTOR`
+    (``twn``); a fixed threshold must be 0 or at least 2**-126 (:data:`SMALLEST_BOUND`).
+
+    >>> check_ternary_threshold(None, False, "steternary")
+    (0.05, False)
+    >>> check_ternary_threshold(None, True, "steternary")
+    (0.7, True)
+    """
+    twn = check_bool(twn, "twn", where)
+    if threshold is None:
+        return (TWN_FACTOR if twn else DEFAULT_TERNARY_THRESHOLD), twn
+    threshold = check_non_negative_real(threshold, "threshold", where)
+    if not twn and 0 < threshold < SMALLEST_BOUND:
+        raise ValueError(
+            f"{where}: threshold must be 0 or at least 2**-126 (float32's smallest normal "
+            f"number), got {threshold!r}"
+        )
+    return threshold, twn

@@ -26,6 +26,12 @@ torch                                     Flax
 ``running_mean``/``running_var``          ``batch_stats`` ``mean``/``var``
 ``num_batches_tracked``                   dropped (Flax has no counter; see below)
 ``LayerNorm``/``GroupNorm`` ``weight``    ``scale``
+``Embedding``/``EmbeddingBag`` and        ``embedding (N, F)`` (no transpose; needs
+``QEmbedding``/``QEmbeddingBag``          the ``nn.Module``, see below)
+``weight (N, F)``
+``Pact`` ``alpha`` (0-d)                  ``alpha`` (0-d)
+``BEmbedding``/``BEmbeddingBag``          collection ``binary_weights``: ``weight``
+``weight`` (bool)                         (bool; NNX ``BinaryWeight``)
 ========================================  ============================================
 
 Module names: torch ``"features.0.weight"`` becomes Flax path ``("features", "0")`` and
@@ -41,7 +47,10 @@ Layout caveats, documented rather than guessed:
   permute that kernel's rows with :func:`nhwc_flatten_kernel` (and back with
   :func:`nchw_flatten_kernel`). The converter cannot know where a flatten happens.
 - A ``state_dict`` alone cannot tell ``ConvTranspose`` (weight ``I, O/g, *k``) from a
-  convolution; pass the ``nn.Module`` instead and unsupported layer types are refused.
+  convolution, nor an embedding table ``(N, F)`` from a ``Linear`` weight ``(out, in)``
+  (it is taken for a ``Linear``); pass the ``nn.Module`` instead: embeddings are then
+  recognised and unsupported layer types are refused. A 0-d ``alpha`` (``Pact``) and a
+  ``bool`` ``weight`` (``BEmbedding``) are recognised in a ``state_dict`` too.
 - BatchNorm: torch updates ``running_var`` with the unbiased batch variance, Flax with the
   biased one; the converted statistics are exact, later training updates differ by
   ``n / (n - 1)``. torch ``momentum m`` is Flax ``momentum 1 - m``.
@@ -140,7 +149,12 @@ def _needs_torch(function: _F) -> _F:
     return checked  # type: ignore[return-value]
 
 
+def _embedding_modules() -> tuple[type, ...]:
+    return (nn.Embedding, nn.EmbeddingBag)
+
+
 def _supported_modules() -> tuple[type, ...]:
+    bitorch_layers = importlib.import_module("bitorch.layers")
     return (
         nn.Linear,
         nn.Conv1d,
@@ -149,7 +163,15 @@ def _supported_modules() -> tuple[type, ...]:
         nn.modules.batchnorm._BatchNorm,
         nn.LayerNorm,
         nn.GroupNorm,
+        *_embedding_modules(),
+        bitorch_layers.Pact,
+        bitorch_layers.BEmbedding,
     )
+
+
+#: The linen collection of a binary embedding's ``bool`` table (NNX: ``BinaryWeight``).
+BINARY_WEIGHTS = "binary_weights"
+_COLLECTIONS = ("params", "batch_stats", BINARY_WEIGHTS)
 
 
 _BATCHNORM_TORCH = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
@@ -164,22 +186,28 @@ class UnsafeCheckpointError(ValueError):
 # ----------------------------------------------------------------------------- arrays
 
 
-def _to_numpy(tensor: torch.Tensor, key: str) -> np.ndarray:
+def _to_numpy(tensor: torch.Tensor, key: str, *, allow_bool: bool = False) -> np.ndarray:
     # Always a copy: ``Tensor.numpy()`` shares the tensor's memory, and JAX may alias a
     # NumPy buffer on CPU, so a later in-place torch update (an optimizer step) would
     # otherwise change the "immutable" JAX array.
     tensor = tensor.detach().cpu()
     if tensor.dtype == torch.bfloat16:
         return tensor.contiguous().view(torch.int16).numpy().view(ml_dtypes.bfloat16).copy()
+    if allow_bool and tensor.dtype == torch.bool:
+        return tensor.numpy().copy()
     if not tensor.is_floating_point():
         raise TypeError(f"convert: {key!r} is a {tensor.dtype} tensor, expected floating point")
     return tensor.numpy().copy()
 
 
-def _to_torch(array: Any, key: str) -> torch.Tensor:
-    array = np.ascontiguousarray(np.asarray(array))
+def _to_torch(array: Any, key: str, *, allow_bool: bool = False) -> torch.Tensor:
+    array = np.asarray(array)
+    if not array.flags.c_contiguous:  # (np.ascontiguousarray would make a 0-d array 1-d)
+        array = np.ascontiguousarray(array)
     if array.dtype == ml_dtypes.bfloat16:
         return torch.from_numpy(array.view(np.int16).copy()).view(torch.bfloat16)
+    if allow_bool and array.dtype == np.bool_:
+        return torch.from_numpy(array.copy())
     if array.dtype.kind != "f":
         raise TypeError(f"convert: {key!r} has dtype {array.dtype}, expected floating point")
     return torch.from_numpy(array.copy())
@@ -281,7 +309,8 @@ def _state_dict_of(source: Any) -> Mapping[str, torch.Tensor]:
                 raise ValueError(
                     f"convert: module {name or '<root>'!r} of type {type(module).__name__} is "
                     f"not supported (supported: Linear, Conv1d/2d/3d and their quantized "
-                    f"subclasses, BatchNorm, LayerNorm, GroupNorm)"
+                    f"subclasses, BatchNorm, LayerNorm, GroupNorm, Embedding/EmbeddingBag "
+                    f"and their quantized subclasses, Pact, BEmbedding/BEmbeddingBag)"
                 )
         return source.state_dict()
     if isinstance(source, (str, os.PathLike)):
@@ -312,6 +341,12 @@ def _torch_to_flat(
     """``{(collection, flax module path, leaf): array}`` from a torch source."""
     flat: dict[tuple[str, Path, str], np.ndarray] = {}
     _check_name_map(name_map)
+    embeddings = set()
+    if isinstance(source, nn.Module):
+        embeddings = {
+            name for name, module in source.named_modules()
+            if isinstance(module, _embedding_modules())
+        }  # fmt: skip
     for prefix, entries in _group_by_module(_state_dict_of(source)).items():
         path = _flax_path(prefix, name_map)
         where = f"{prefix + '.' if prefix else ''}"
@@ -326,8 +361,16 @@ def _torch_to_flat(
                 flat[(collection, path, name)] = _to_numpy(tensor, where + leaf)
             continue
         for leaf, tensor in entries.items():
-            array = _to_numpy(tensor, where + leaf)
-            if leaf == "weight":
+            collection = "params"
+            binary = leaf == "weight" and tensor.dtype == torch.bool and tensor.dim() == 2
+            array = _to_numpy(tensor, where + leaf, allow_bool=binary)
+            if binary:  # BEmbedding's bool table
+                collection, name = BINARY_WEIGHTS, "weight"
+            elif leaf == "alpha" and array.ndim == 0:  # Pact
+                name = "alpha"
+            elif leaf == "weight" and prefix in embeddings:  # (N, F) as it is
+                name = "embedding"
+            elif leaf == "weight":
                 name = "scale" if array.ndim == 1 else "kernel"
                 if array.ndim >= 2:
                     array = _torch_weight_to_kernel(array)
@@ -336,9 +379,9 @@ def _torch_to_flat(
             else:
                 raise ValueError(
                     f"convert: unsupported entry {where + leaf!r} (expected weight, bias, "
-                    f"running_mean, running_var or num_batches_tracked)"
+                    f"running_mean, running_var, num_batches_tracked or a 0-d alpha)"
                 )
-            flat[("params", path, name)] = array
+            flat[(collection, path, name)] = array
     return flat
 
 
@@ -366,8 +409,9 @@ def torch_to_linen(
 ) -> dict[str, dict[str, Any]]:
     """Linen variables ``{"params": ..., "batch_stats": ...}`` from torch weights.
 
-    ``batch_stats`` is present only when the source has BatchNorm running statistics.
-    Arrays are ``jax.Array`` with the torch dtype.
+    ``batch_stats`` is present only when the source has BatchNorm running statistics,
+    ``binary_weights`` only when it has a ``bool`` table (``BEmbedding``). Arrays are
+    ``jax.Array`` with the torch dtype.
     """
     variables: dict[str, dict[str, Any]] = {}
     for (collection, path, leaf), array in _torch_to_flat(source, name_map).items():
@@ -399,9 +443,12 @@ def _flat_state(model: nnx.Module) -> Any:
 
 def _nnx_variables(flat_state: Any) -> dict[tuple[str, Path, str], Any]:
     found = {}
+    binary_weight = importlib.import_module("bitorch_jax.layers.nnx").BinaryWeight
     for path, variable in flat_state:
         if isinstance(variable, nnx.BatchStat):
             collection = "batch_stats"
+        elif isinstance(variable, binary_weight):
+            collection = BINARY_WEIGHTS
         elif isinstance(variable, nnx.Param):
             collection = "params"
         else:
@@ -418,13 +465,15 @@ def torch_to_nnx(
     *,
     name_map: Mapping[str, str] | None = None,
 ) -> nnx.Module:
-    """Write torch weights into the ``Param``/``BatchStat`` variables of ``model``.
+    """Write torch weights into the ``Param``/``BatchStat``/``BinaryWeight`` variables of
+    ``model``.
 
-    Every torch entry must land on a variable of the same shape, and every ``Param`` and
-    ``BatchStat`` of the model must receive one; otherwise ``ValueError`` names the
-    offending paths and nothing is changed. A ``Param`` must also have the torch dtype
-    (build the model with the matching ``param_dtype``); ``BatchStat`` values take the
-    torch dtype, because Flax creates them in float32 whatever ``param_dtype`` is.
+    Every torch entry must land on a variable of the same shape, and every ``Param``,
+    ``BatchStat`` and ``BinaryWeight`` of the model must receive one; otherwise
+    ``ValueError`` names the offending paths and nothing is changed. A ``Param`` (and a
+    ``BinaryWeight``) must also have the torch dtype (build the model with the matching
+    ``param_dtype``); ``BatchStat`` values take the torch dtype, because Flax creates them
+    in float32 whatever ``param_dtype`` is.
     Returns ``model``.
     """
     flat = _torch_to_flat(source, name_map)
@@ -451,7 +500,7 @@ def torch_to_nnx(
             raise ValueError(f"convert: {key!r} is a {collection} entry in torch but not in NNX")
         # Flax creates BatchNorm statistics in float32 whatever param_dtype is; they take
         # the torch dtype (exact). Params must already have the torch dtype.
-        dtype_differs = current.dtype != array.dtype and collection == "params"
+        dtype_differs = current.dtype != array.dtype and collection != "batch_stats"
         if tuple(current.shape) != array.shape or dtype_differs:
             raise ValueError(
                 f"convert: {key!r} is {array.dtype}{list(array.shape)} from torch "
@@ -471,27 +520,32 @@ def _flat_to_torch(
 ) -> OrderedDict[str, torch.Tensor]:
     _check_name_map(name_map)
     inverse = {v: k for k, v in (name_map or {}).items()}
-    modules: dict[Path, dict[str, Any]] = {}
-    for (_, path, leaf), array in flat.items():
-        modules.setdefault(path, {})[leaf] = array
+    modules: dict[Path, dict[tuple[str, str], Any]] = {}
+    for (collection, path, leaf), array in flat.items():
+        modules.setdefault(path, {})[(collection, leaf)] = array
     result: dict[str, torch.Tensor] = {}
     for path, leaves in modules.items():
         dotted = ".".join(path)
         prefix = inverse.get(dotted, dotted)
         where = f"{prefix + '.' if prefix else ''}"
-        is_batchnorm = any(leaf in _STATS for leaf in leaves)
-        for leaf, value in leaves.items():
+        is_batchnorm = any(leaf in _STATS for _, leaf in leaves)
+        for (collection, leaf), value in leaves.items():
             array = np.asarray(value)
+            if collection == BINARY_WEIGHTS:
+                if leaf != "weight":
+                    raise ValueError(f"convert: unsupported Flax entry {dotted}.{leaf}")
+                result[where + "weight"] = _to_torch(array, where + "weight", allow_bool=True)
+                continue
             if is_batchnorm:
                 if leaf not in _BATCHNORM_FLAX:
                     raise ValueError(f"convert: unsupported BatchNorm entry {dotted}.{leaf}")
                 name = _BATCHNORM_FLAX[leaf]
             elif leaf == "kernel":
                 name, array = "weight", _kernel_to_torch_weight(array)
-            elif leaf == "scale":
+            elif leaf in ("scale", "embedding"):
                 name = "weight"
-            elif leaf == "bias":
-                name = "bias"
+            elif leaf in ("bias", "alpha"):
+                name = leaf
             else:
                 raise ValueError(f"convert: unsupported Flax entry {dotted}.{leaf}")
             result[where + name] = _to_torch(array, where + name)
@@ -523,7 +577,8 @@ def linen_to_torch(
     name_map: Mapping[str, str] | None = None,
     template: Mapping[str, torch.Tensor] | None = None,
 ) -> OrderedDict[str, torch.Tensor]:
-    """A torch ``state_dict`` from linen variables (``params`` and ``batch_stats``).
+    """A torch ``state_dict`` from linen variables (``params``, ``batch_stats`` and
+    ``binary_weights``).
 
     ``template`` (a torch ``state_dict``) fixes key order, checks shapes and dtypes, and
     supplies ``num_batches_tracked``; without it keys are sorted and the counter is left
@@ -531,12 +586,12 @@ def linen_to_torch(
     :func:`torch_to_linen`.
     """
     flat: dict[tuple[str, Path, str], Any] = {}
-    for collection in ("params", "batch_stats"):
+    for collection in _COLLECTIONS:
         leaves, _ = jax.tree_util.tree_flatten_with_path(variables.get(collection, {}))
         for keypath, leaf in leaves:
             parts = tuple(str(getattr(k, "key", getattr(k, "idx", k))) for k in keypath)
             flat[(collection, parts[:-1], parts[-1])] = leaf
-    unknown = set(variables) - {"params", "batch_stats"}
+    unknown = set(variables) - set(_COLLECTIONS)
     if unknown:
         raise ValueError(f"convert: unsupported linen collections {sorted(unknown)}")
     return _flat_to_torch(flat, name_map, template)
@@ -549,7 +604,8 @@ def nnx_to_torch(
     name_map: Mapping[str, str] | None = None,
     template: Mapping[str, torch.Tensor] | None = None,
 ) -> OrderedDict[str, torch.Tensor]:
-    """A torch ``state_dict`` from an NNX model's ``Param`` and ``BatchStat`` variables.
+    """A torch ``state_dict`` from an NNX model's ``Param``, ``BatchStat`` and
+    ``BinaryWeight`` variables.
 
     ``template`` and ``name_map`` as in :func:`linen_to_torch`.
     """

@@ -24,6 +24,16 @@ positions must match, and where ``|x| > threshold > 0`` the input gradient must 
 exactly 0 on both sides (gradient cancellation). A failure names the array
 (``output``, ``input grad``, ``weight grad``, ``bias grad``), the element, both values and
 the allowed difference.
+
+bitorch 0.4.1's other layers (``PadModule``, ``Pact``, ``QEmbedding``,
+``QEmbeddingBag``, ``BEmbedding``, ``BEmbeddingBag``, ``QConv2d_NoAct``) have their own
+small table, :data:`EXTRA_CASES` (:class:`ExtraLayerCase`), run by the same rows and the
+same comparison: outputs, input gradients (``x``, ``per_sample_weights``), weight
+gradients (the table, ``alpha``, the kernel) in torch layout. A binary embedding's
+"weight grad" is the gradient with respect to its decoded float table: torch's
+``unique_vectors.grad`` scattered into the table's rows, JAX's gradient with respect to
+``vectors``. ``select_layer_cases(None)`` (the command without ``--layers``) runs both
+tables; ``"all"`` names :data:`CASES` and ``"extra"`` names :data:`EXTRA_CASES`.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ import numpy as np
 import torch
 from flax import nnx
 
+import bitorch.layers as torch_layers
 import bitorch.quantizations as tq
 import bitorch_jax.quantizations as jq
 from bitorch.layers import QActivation, QConv1d, QConv2d, QConv3d, QLinear
@@ -58,6 +69,9 @@ __all__ = [
     "Case",
     "CASES",
     "CASE_IDS",
+    "ExtraLayerCase",
+    "EXTRA_CASES",
+    "EXTRA_CASE_IDS",
     "LAYER_DTYPES",
     "ARRAY_NAMES",
     "select_layer_cases",
@@ -93,6 +107,8 @@ ARRAY_NAMES: dict[str, str] = {
     "x_grad": "input grad",
     "weight_grad": "weight grad",
     "bias_grad": "bias grad",
+    "alpha_grad": "alpha grad",
+    "psw_grad": "per_sample_weights grad",
 }
 
 
@@ -234,23 +250,26 @@ CASES: list[LayerCase] = [
 CASE_IDS = [case.id for case in CASES]
 
 
-def select_layer_cases(ids: Iterable[str] | None) -> list[LayerCase]:
-    """The cases named by ``ids`` (table order kept as given); ``None`` or ``["all"]``:
-    every case; ``["none"]`` or ``[]``: none. Unknown ids raise ``ValueError``."""
+def select_layer_cases(ids: Iterable[str] | None) -> list[Any]:
+    """The cases named by ``ids`` (table order kept as given); ``None``: both tables
+    (:data:`CASES` and :data:`EXTRA_CASES`); ``["all"]``: :data:`CASES`; ``["extra"]``:
+    :data:`EXTRA_CASES`; ``["none"]`` or ``[]``: none. Unknown ids raise ``ValueError``."""
     if ids is None:
-        return list(CASES)
+        return [*CASES, *EXTRA_CASES]
     wanted = list(dict.fromkeys(ids))
-    if wanted == ["all"]:
-        return list(CASES)
+    groups: dict[str, list[Any]] = {"all": list(CASES), "extra": list(EXTRA_CASES)}
+    if len(wanted) == 1 and wanted[0] in groups:
+        return groups[wanted[0]]
     if wanted in ([], ["none"]):
         return []
-    by_id = {case.id: case for case in CASES}
+    by_id = {case.id: case for case in (*CASES, *EXTRA_CASES)}
+    alone = ("all", "extra", "none")
     unknown = [w for w in wanted if w not in by_id]
-    if unknown or len(wanted) > 1 and ("all" in wanted or "none" in wanted):
-        bad = unknown or [w for w in wanted if w in ("all", "none")]
+    if unknown or len(wanted) > 1 and any(w in alone for w in wanted):
+        bad = unknown or [w for w in wanted if w in alone]
         raise ValueError(
-            f"unknown layer case(s): {', '.join(bad)} ('all' and 'none' stand alone); "
-            f"known: {', '.join(CASE_IDS)}"
+            f"unknown layer case(s): {', '.join(bad)} ('all', 'extra' and 'none' stand "
+            f"alone); known: {', '.join([*CASE_IDS, *EXTRA_CASE_IDS])}"
         )
     return [by_id[w] for w in wanted]
 
@@ -645,14 +664,15 @@ def _compare_converted(result: ParityResult, converted: tuple[dict, dict]) -> No
         if name not in linen or name not in nnx_params:
             result.problems.append(f"converted {name}: only one of linen/nnx has it")
             continue
-        a, b = np.asarray(linen[name]), np.asarray(nnx_params[name])
+        a, b = np.atleast_1d(linen[name]), np.atleast_1d(nnx_params[name])
         if a.shape != b.shape or a.dtype != b.dtype:
             result.problems.append(
                 f"converted {name}: linen {a.dtype}{list(a.shape)}, nnx {b.dtype}{list(b.shape)}"
             )
             continue
         reason = "torch_to_nnx must write what torch_to_linen returns (Flax layout)"
-        for index in zip(*np.nonzero(~((a == b) | (np.isnan(a) & np.isnan(b)))), strict=True):
+        nan = (np.isnan(a) & np.isnan(b)) if a.dtype.kind == "f" else np.zeros(a.shape, bool)
+        for index in zip(*np.nonzero(~((a == b) | nan)), strict=True):
             _fail(result, _element(f"converted {name}", index, None, a[index], b[index], 0.0,
                                    reason))  # fmt: skip
 
@@ -688,7 +708,9 @@ def compare_layer(
             )
             continue
         result.elements += a.size
-        xs = x if key == "x_grad" else None
+        xs = x if key == "x_grad" and x is not None and x.shape == a.shape else None
+        if a.ndim == 0:  # a scalar (Pact's alpha): one element, index [0]
+            a, b = a.reshape(1), b.reshape(1)
         nan_a, nan_b = np.isnan(a), np.isnan(b)
         for index in zip(*np.nonzero(nan_a != nan_b), strict=True):
             _fail(result, _element(f"{label} NaN", index, xs, a[index], b[index], 0.0,
@@ -759,12 +781,15 @@ def _torch_gpu_exact() -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def _device_runs(case: LayerCase, dtype: str, arrays: dict, device: str) -> dict[str, dict]:
+def _device_runs(case: Any, dtype: str, arrays: dict, device: str) -> dict[str, dict]:
     """``{"torch": ..., "linen": ..., "nnx": ...}`` on ``device`` (``cpu``/``gpu``)."""
+    extra = isinstance(case, ExtraLayerCase)
     with _torch_gpu_exact():
-        layer, want = run_torch(case, arrays, dtype, backends._torch_device(device))
+        torch_run = run_torch_extra if extra else run_torch
+        layer, want = torch_run(case, arrays, dtype, backends._torch_device(device))
     with backends.jax_x64(dtype):
-        flax = run_flax(case, layer, arrays, dtype, backends._jax_device(device))
+        flax_run = run_flax_extra if extra else run_flax
+        flax = flax_run(case, layer, arrays, dtype, backends._jax_device(device))
     return {"torch": want, **flax}
 
 
@@ -779,7 +804,8 @@ def layer_rows(
     algorithms such as Winograd round even integer-valued sums). A framework that raises
     gives ``ERROR`` rows with its message.
     """
-    arrays = make_arrays(case, dtype, seed)
+    extra = isinstance(case, ExtraLayerCase)
+    arrays = make_extra_arrays(case, dtype, seed) if extra else make_arrays(case, dtype, seed)
     need = sorted(set(devices) | ({"cpu"} if "gpu" in devices else set()))
     runs: dict[str, dict[str, dict]] = {}
     errors: dict[str, str] = {}
@@ -812,9 +838,12 @@ def layer_rows(
         else:
             a, b = runs[dev_left][fw_left], runs[dev_right][fw_right]
             try:
-                compare_layer(case, result, a, b, arrays["x"],
+                compare_layer(case, result, a, b, arrays.get("x"),
                               exact_forward=None if label == "cpu" else False)  # fmt: skip
-                check_cancelled(case, result, arrays["x"], {result.left: a, result.right: b})
+                if extra:
+                    check_gradients_flow(result, {result.left: a, result.right: b})
+                else:
+                    check_cancelled(case, result, arrays["x"], {result.left: a, result.right: b})
             except Exception as exc:  # noqa: BLE001
                 result.error = f"{type(exc).__name__}: {exc}"
         rows.append(result)
@@ -844,3 +873,411 @@ def run_layer_cases(
     if progress is not None:
         progress(total, total, "done")
     return report
+
+
+# ----------------------------------------------------------------------------- 0.4.1's other layers
+
+
+@dataclass(frozen=True)
+class ExtraLayerCase:
+    """One configuration of bitorch 0.4.1's other layers (``layer`` is the torch class
+    name in :mod:`bitorch.layers`, ``kwargs`` its constructor arguments besides the
+    dtype). ``shape`` is the input's (a float input or the indices); ``offsets`` the
+    bags' starts (1-d indices); ``psw``: with ``per_sample_weights``; ``alpha``: Pact's
+    clip, planted in the input too. ``exact``: the output must be bit-equal (elementwise
+    exact math, sums of +-1, or a gather), else within the layer tolerance."""
+
+    id: str
+    layer: str
+    kwargs: dict = field(default_factory=dict)
+    shape: tuple[int, ...] = ()
+    offsets: tuple[int, ...] | None = None
+    psw: bool = False
+    alpha: float = 2.5
+    exact: bool = True
+
+    @property
+    def exact_forward(self) -> bool:
+        return self.exact
+
+    @property
+    def threshold(self) -> float:
+        return 0.0  # no gradient cancellation in these layers
+
+    @property
+    def description(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+        text = f"{self.layer}({args}) on input {self.shape}"
+        if self.offsets is not None:
+            text += f", offsets {list(self.offsets)}"
+        return text + (", per_sample_weights" if self.psw else "")
+
+    @property
+    def is_embedding(self) -> bool:
+        return "Embedding" in self.layer
+
+    @property
+    def num_embeddings(self) -> int:
+        return int(self.kwargs.get("num_embeddings", 0))
+
+
+# Small inputs; each case puts the layer's own corner cases in reach: an index repeated
+# and the padding index (no gradient / zero row / left out of the mean), an empty bag,
+# include_last_offset, ties of +-1 rows under "max" (the first one takes the gradient),
+# x == alpha (gradient to both x and alpha), NaN and +-inf, a crop by a negative pad.
+# fmt: off
+EXTRA_CASES: list[ExtraLayerCase] = [
+    ExtraLayerCase("pad-crop-padvalue0.5", "PadModule",
+                   {"padding_left": 1, "padding_right": 2, "padding_top": 0,
+                    "padding_bottom": -1, "padding_value": 0.5}, shape=(2, 3, 4, 5)),
+    ExtraLayerCase("pact-3bit", "Pact", {"bits": 3}, shape=(2, 3, 7), alpha=2.5),
+    ExtraLayerCase("qembedding-padidx", "QEmbedding",
+                   {"num_embeddings": 9, "embedding_dim": 4, "padding_idx": 2}, shape=(3, 5)),
+    ExtraLayerCase("qembeddingbag-sum-psw-lastoffset", "QEmbeddingBag",
+                   {"num_embeddings": 8, "embedding_dim": 3, "mode": "sum",
+                    "include_last_offset": True, "output_quantization": "identity"},
+                   shape=(10,), offsets=(0, 3, 3, 7, 10), psw=True, exact=False),
+    ExtraLayerCase("qembeddingbag-max-2d-padidx", "QEmbeddingBag",
+                   {"num_embeddings": 8, "embedding_dim": 5, "mode": "max", "padding_idx": 0,
+                    "output_quantization": "identity"}, shape=(4, 3)),
+    ExtraLayerCase("qembeddingbag-mean-padidx-weightdorefa2", "QEmbeddingBag",
+                   {"num_embeddings": 7, "embedding_dim": 3, "mode": "mean", "padding_idx": 6,
+                    "weight_quantization": ("weightdorefa", {"bits": 2}),
+                    "output_quantization": "identity"},
+                   shape=(9,), offsets=(0, 4, 4, 6), exact=False),
+    ExtraLayerCase("bembedding-signbool-padidx", "BEmbedding",
+                   {"num_embeddings": 7, "embedding_dim": 3, "padding_idx": 4,
+                    "sign_bool": True}, shape=(2, 4)),
+    ExtraLayerCase("bembeddingbag-mean-padidx", "BEmbeddingBag",
+                   {"num_embeddings": 6, "embedding_dim": 3, "padding_idx": 1, "mode": "mean"},
+                   shape=(8,), offsets=(0, 3, 5)),
+    ExtraLayerCase("qconv2d-noact-padvalue0.5", "QConv2d_NoAct",
+                   {"in_channels": 2, "out_channels": 3, "kernel_size": (2, 3), "padding": 1,
+                    "pad_value": 0.5}, shape=(2, 2, 4, 5), exact=False),
+]
+# fmt: on
+EXTRA_CASE_IDS = [case.id for case in EXTRA_CASES]
+
+
+def _quantization_arg(key: str, value: Any, make: Callable[[tuple[str, dict]], Any]) -> Any:
+    """A case's argument; a quantization given as ``(name, params)`` is built by ``make``."""
+    if key.endswith("quantization") and isinstance(value, tuple):
+        return make(value)
+    return value
+
+
+def make_extra_arrays(case: ExtraLayerCase, dtype: str, seed: int = 0) -> dict[str, np.ndarray]:
+    """The case's inputs, parameters and cotangent in torch layout (NumPy, ``dtype``)."""
+    rng = np.random.default_rng(seed)
+    np_dtype = np.dtype(dtype)
+    arrays: dict[str, np.ndarray] = {}
+    if case.is_embedding:
+        n = case.num_embeddings
+        indices = rng.integers(0, n, size=case.shape)
+        flat = indices.reshape(-1)
+        flat[:3] = [1, 1, n - 1]  # a repeated index, the last row
+        padding_idx = case.kwargs.get("padding_idx")
+        if padding_idx is not None:
+            flat[3 : 3 + 2] = padding_idx  # twice
+        arrays["indices"] = indices.astype(np.int64)
+        if case.offsets is not None:
+            arrays["offsets"] = np.asarray(case.offsets, np.int64)
+        if case.psw:
+            arrays["psw"] = rng.normal(size=case.shape).astype(np_dtype)
+        dim = case.kwargs["embedding_dim"]
+        if case.layer.startswith("B"):
+            weight = rng.random((n, dim)) > 0.5
+        else:
+            weight = rng.normal(size=(n, dim)).astype(np_dtype)
+            weight.reshape(-1)[:2] = [0.0, -0.0]
+            if case.kwargs.get("mode") == "max":
+                weight[3] = weight[5]  # equal quantized rows: ties for "max"
+        arrays["weight"] = weight
+    else:
+        x = rng.normal(scale=2.0, size=case.shape).astype(np_dtype)
+        special = [0.0, -0.0, 0.5, -0.5]
+        if case.layer in ("Pact", "PadModule"):  # (a convolution would spread them)
+            special += [case.alpha, -case.alpha, np.inf, -np.inf, np.nan, 30.0]
+        x.reshape(-1)[: len(special)] = special
+        arrays["x"] = x
+        if case.layer == "Pact":  # x == alpha (twice) and just below it
+            alpha = np_dtype.type(case.alpha)
+            x.reshape(-1)[-3:] = [alpha, alpha, np.nextafter(alpha, np_dtype.type(0))]
+            arrays["alpha"] = np.asarray(alpha, np_dtype)
+        if case.layer.startswith("QConv"):
+            k = case.kwargs
+            shape = (k["out_channels"], k["in_channels"], *k["kernel_size"])
+            w = rng.uniform(-1.5, 1.5, size=shape).astype(np_dtype)
+            w.reshape(-1)[:2] = [0.0, -0.0]
+            arrays["weight"] = w
+    with torch.no_grad():
+        module = extra_torch_layer(case, dtype, arrays)
+        y = _torch_extra_forward(case, module, _torch_inputs(arrays, "cpu"))
+    arrays["g"] = rng.normal(scale=1.7, size=tuple(y.shape)).astype(np.dtype(str(y.dtype)[6:]))
+    return arrays
+
+
+def extra_torch_layer(case: ExtraLayerCase, dtype: str, arrays: dict) -> torch.nn.Module:
+    """The bitorch layer of ``case`` in ``dtype`` with the parameters of ``arrays``."""
+    torch_dtype = getattr(torch, dtype)
+    cls = getattr(torch_layers, case.layer)
+    kwargs = {k: _quantization_arg(k, v, torch_quantization) for k, v in case.kwargs.items()}
+    if case.is_embedding or case.layer.startswith("QConv"):
+        kwargs["dtype"] = torch_dtype
+    if case.layer == "BEmbeddingBag":
+        with pytest_free_warnings():
+            layer = cls(**kwargs)
+    else:
+        layer = cls(**kwargs)
+    with torch.no_grad():
+        if case.layer == "Pact":
+            layer.to(torch_dtype)
+            layer.alpha.copy_(torch.from_numpy(arrays["alpha"]))
+        elif "weight" in arrays:
+            layer.weight.copy_(torch.from_numpy(np.asarray(arrays["weight"])))
+    return layer
+
+
+@contextmanager
+def pytest_free_warnings() -> Iterator[None]:
+    """BEmbeddingBag warns when built (as bitorch 0.4.1 does); not in the parity table."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        yield
+
+
+def _torch_inputs(arrays: dict, device: Any) -> dict[str, torch.Tensor]:
+    names = ("x", "indices", "offsets", "psw")
+    return {k: torch.tensor(arrays[k], device=device) for k in names if k in arrays}
+
+
+def _torch_extra_forward(case: ExtraLayerCase, layer: Any, inputs: dict) -> torch.Tensor:
+    if case.layer == "QEmbeddingBag":
+        return layer(inputs["indices"], inputs.get("offsets"), inputs.get("psw"))
+    if case.layer == "BEmbeddingBag":
+        return layer(inputs["indices"], inputs["offsets"])
+    return layer(inputs["indices"] if case.is_embedding else inputs["x"])
+
+
+def run_torch_extra(
+    case: ExtraLayerCase, arrays: dict, dtype: str, device: Any = "cpu"
+) -> tuple[torch.nn.Module, dict[str, np.ndarray]]:
+    """Output and gradients of the bitorch layer (torch layout), and the layer (CPU)."""
+    layer = extra_torch_layer(case, dtype, arrays)
+    on_device = layer.to(device)
+    inputs = _torch_inputs(arrays, device)
+    for name in ("x", "psw"):
+        if name in inputs:
+            inputs[name].requires_grad_(True)
+    y = _torch_extra_forward(case, on_device, inputs)
+    y.backward(torch.from_numpy(arrays["g"]).to(device))
+    result = {"y": y}
+    if "x" in inputs:
+        result["x_grad"] = inputs["x"].grad
+    if "psw" in inputs:
+        result["psw_grad"] = inputs["psw"].grad
+    if case.layer == "Pact":
+        result["alpha_grad"] = on_device.alpha.grad
+    elif case.layer.startswith("B"):  # the decoded rows' gradient, scattered into the table
+        dense = torch.zeros(on_device.weight.shape, dtype=on_device.unique_vectors.dtype,
+                            device=device)  # fmt: skip
+        dense[on_device.unique] = on_device.unique_vectors.grad
+        result["weight_grad"] = dense
+    elif case.layer != "PadModule":
+        result["weight_grad"] = on_device.weight.grad
+    arrays_out = {k: v.detach().cpu().numpy() for k, v in result.items()}
+    return layer.cpu(), arrays_out
+
+
+def _extra_flax_kwargs(case: ExtraLayerCase, dtype: str) -> dict[str, Any]:
+    """The Flax classes' keyword arguments (hyperparameters, dtypes) of ``case``."""
+    k = case.kwargs
+    if case.layer == "PadModule":
+        return dict(k)
+    if case.layer == "Pact":
+        return {"bits": k["bits"], "param_dtype": dtype}
+    if case.layer.startswith("QConv"):
+        return {
+            "padding": k["padding"],
+            "pad_value": k["pad_value"],
+            "input_quantization": "identity",  # QConv2d_NoAct: the input is not quantized
+            "gradient_cancellation_threshold": 0.0,
+            "weight_quantization": jax_quantization(("sign", {})),
+            "param_dtype": dtype,
+            "precision": HIGHEST,
+            "kernel_init": _zeros_like_init,
+        }
+    out: dict[str, Any] = {
+        key: _quantization_arg(key, value, jax_quantization)
+        for key, value in k.items()
+        if key in ("padding_idx", "mode", "include_last_offset", "weight_quantization",
+                   "output_quantization", "sign_bool")
+    }  # fmt: skip
+    if case.layer.startswith("B"):
+        out["dtype"] = dtype
+    else:
+        out["param_dtype"] = dtype
+    return out
+
+
+_FLAX_NAMES = {
+    "PadModule": "PadModule",
+    "Pact": "Pact",
+    "QEmbedding": "QEmbed",
+    "QEmbeddingBag": "QEmbedBag",
+    "BEmbedding": "BEmbed",
+    "BEmbeddingBag": "BEmbedBag",
+    "QConv2d_NoAct": "QConv",
+}
+
+
+def extra_linen_module(case: ExtraLayerCase, dtype: str) -> Any:
+    cls = getattr(qlinen, _FLAX_NAMES[case.layer])
+    kwargs = _extra_flax_kwargs(case, dtype)
+    if case.is_embedding:
+        return cls(case.num_embeddings, case.kwargs["embedding_dim"], **kwargs)
+    if case.layer.startswith("QConv"):
+        return cls(case.kwargs["out_channels"], case.kwargs["kernel_size"], **kwargs)
+    return cls(**kwargs)
+
+
+def extra_nnx_module(case: ExtraLayerCase, dtype: str) -> Any:
+    cls = getattr(qnnx, _FLAX_NAMES[case.layer])
+    kwargs = _extra_flax_kwargs(case, dtype)
+    if case.is_embedding:
+        init = {
+            "weight_init" if case.layer.startswith("B") else "embedding_init": _zeros_init_for(case)
+        }
+        return cls(case.num_embeddings, case.kwargs["embedding_dim"], **kwargs, **init,
+                   rngs=nnx.Rngs(0))  # fmt: skip
+    if case.layer.startswith("QConv"):
+        kwargs["kernel_init"] = _zeros
+        k = case.kwargs
+        return cls(k["in_channels"], k["out_channels"], k["kernel_size"], **kwargs,
+                   rngs=nnx.Rngs(0))  # fmt: skip
+    return cls(**kwargs)
+
+
+def _zeros_init_for(case: ExtraLayerCase) -> Callable[..., jax.Array]:
+    """An NNX initialiser that costs no computation (the conversion overwrites it)."""
+    boolean = case.layer.startswith("B")
+
+    def init(key: Any, shape: Sequence[int], dtype: Any = np.float32) -> jax.Array:
+        return jax.device_put(np.zeros(shape, bool if boolean else dtype))
+
+    return init
+
+
+def _flax_extra_inputs(case: ExtraLayerCase, arrays: dict, device: Any) -> tuple[dict, dict]:
+    """``(float inputs to differentiate, integer inputs)`` for JAX (Flax layout)."""
+    diff: dict[str, Any] = {}
+    ints: dict[str, Any] = {}
+    if "x" in arrays:
+        diff["x"] = np.ascontiguousarray(_to_channels_last(case, arrays["x"]))
+    if "psw" in arrays:
+        diff["psw"] = arrays["psw"]
+    for name in ("indices", "offsets"):
+        if name in arrays:
+            ints[name] = np.asarray(arrays[name], np.int32)
+    g = np.ascontiguousarray(_to_channels_last(case, arrays["g"]))
+    return jax.device_put((diff, ints, g), device)
+
+
+def _to_channels_last(case: ExtraLayerCase, a: np.ndarray) -> np.ndarray:
+    return np.moveaxis(a, 1, -1) if case.layer in ("PadModule", "QConv2d_NoAct") else a
+
+
+def _from_channels_last(case: ExtraLayerCase, a: Any) -> np.ndarray:
+    a = np.asarray(a)
+    return np.moveaxis(a, -1, 1) if case.layer in ("PadModule", "QConv2d_NoAct") else a
+
+
+def _flax_extra_call(case: ExtraLayerCase, call: Callable[..., Any], diff: dict, ints: dict) -> Any:
+    if case.layer == "QEmbeddingBag":
+        return call(ints["indices"], ints.get("offsets"), diff.get("psw"))
+    if case.layer == "BEmbeddingBag":
+        return call(ints["indices"], ints["offsets"], diff["vectors"])
+    if case.layer == "BEmbedding":
+        return call(ints["indices"], diff["vectors"])
+    return call(ints["indices"] if case.is_embedding else diff["x"])
+
+
+def run_flax_extra(
+    case: ExtraLayerCase, torch_module: torch.nn.Module, arrays: dict, dtype: str,
+    device: Any = None,
+) -> dict[str, dict[str, np.ndarray]]:  # fmt: skip
+    """``{"linen": results, "nnx": results}`` of the Flax classes with the converted
+    weights (:mod:`bitorch_jax.convert`), forward and VJP under one ``jax.jit``, results
+    in torch layout. As :func:`run_flax`, a conversion into NNX that differs from the
+    linen one is reported (``"converted"``)."""
+    linen = extra_linen_module(case, dtype)
+    nnx_layer = extra_nnx_module(case, dtype)
+    variables = torch_to_linen(torch_module)
+    torch_to_nnx(torch_module, nnx_layer)
+    graphdef, nnx_params, rest = nnx.split(nnx_layer, nnx.Param, ...)
+    fixed = {k: v for k, v in variables.items() if k != "params"}  # binary tables
+    params = variables.get("params", {})
+    pure = nnx.to_pure_dict(nnx_params)
+    converted = (
+        {**params, **{f"{k}/{n}": v for k, c in fixed.items() for n, v in c.items()}},
+        {**pure, **_nnx_fixed(rest)},
+    )
+    differ = not _same_arrays(*converted)
+    diff, ints, g = _flax_extra_inputs(case, arrays, device)
+    if case.layer.startswith("B"):  # differentiate the decoded table
+        diff["vectors"] = linen.apply({"params": params, **fixed}, method="vectors")
+    if device is not None:
+        params, pure, fixed = jax.device_put((params, pure, fixed), device)
+
+    def linen_f(p: dict, d: dict) -> jax.Array:
+        return _flax_extra_call(case, lambda *a: linen.apply({"params": p, **fixed}, *a), d, ints)
+
+    def nnx_f(p: dict, d: dict) -> jax.Array:
+        state = jax.tree_util.tree_map(lambda v: v, nnx_params)
+        nnx.replace_by_pure_dict(state, p)
+        return _flax_extra_call(case, nnx.merge(graphdef, state, rest), d, ints)
+
+    def both(p: dict, q: dict, d: dict, g: jax.Array) -> tuple:
+        out = []
+        for f, weights in ((linen_f, p), (nnx_f, q)):
+            y, vjp = jax.vjp(f, weights, d)
+            out.append((y, *vjp(g)))
+        return tuple(out)
+
+    runs = jax.jit(both)(params, pure, diff, g)
+    results = {}
+    for name, (y, params_grad, inputs_grad) in zip(("linen", "nnx"), runs, strict=True):
+        result = {"y": _from_channels_last(case, y)}
+        if "x" in inputs_grad:
+            result["x_grad"] = _from_channels_last(case, inputs_grad["x"])
+        if "psw" in inputs_grad:
+            result["psw_grad"] = np.asarray(inputs_grad["psw"])
+        if "vectors" in inputs_grad:
+            result["weight_grad"] = np.asarray(inputs_grad["vectors"])
+        elif params_grad:
+            back = linen_to_torch({"params": params_grad})
+            if "alpha" in back:
+                result["alpha_grad"] = back["alpha"].numpy()
+            else:
+                result["weight_grad"] = back["weight"].numpy()
+        results[name] = result
+    if differ:
+        results["nnx"]["converted"] = jax.tree_util.tree_map(np.asarray, converted)
+    return results
+
+
+def _nnx_fixed(rest: Any) -> dict[str, Any]:
+    """The non-``Param`` variables (binary tables) as ``{"binary_weights/weight": ...}``."""
+    return {f"binary_weights/{k}": v for k, v in nnx.to_pure_dict(rest).items()}
+
+
+def check_gradients_flow(result: ParityResult, runs: dict[str, dict]) -> None:
+    """Each gradient torch computed is not all zero (else the comparison checks nothing)."""
+    for name, run in runs.items():
+        if not name.startswith("torch"):
+            continue
+        for key, value in run.items():
+            if key != "y" and not np.any(np.nan_to_num(np.asarray(value)) != 0):
+                result.problems.append(f"{name} {ARRAY_NAMES[key]} is all zero: checks nothing")

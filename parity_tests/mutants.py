@@ -354,22 +354,23 @@ MUTANTS: tuple[Mutant, ...] = (
         id="jax-approxsign-nan-grad-zero",
         category="jax quantizer",
         file="bitorch_jax/quantizations/approx_sign.py",
-        original="grad = jnp.where(a > 1, jnp.zeros((), ct), g.astype(ct) * (2 - 2 * a))",
-        replacement="grad = jnp.where(a <= 1, g.astype(ct) * (2 - 2 * a), jnp.zeros((), ct))",
-        description="approxsign mask as the kept branch `|x| <= 1`: NaN input gets gradient 0",
+        original="factor = 2 - 2 * jnp.minimum(jnp.abs(x.astype(ct)), 1)",
+        replacement="factor = 2 - 2 * jnp.fmin(jnp.abs(x.astype(ct)), 1)",
+        description="approxsign with jnp.fmin (NaN-ignoring) instead of jnp.minimum: a NaN "
+        "input gets gradient 0",
         tests=T_JAX_Q,
     ),
     M(
-        id="jax-approxsign-boundary-inclusive",
+        id="jax-approxsign-where-mask",
         category="jax quantizer",
         file="bitorch_jax/quantizations/approx_sign.py",
-        original="grad = jnp.where(a > 1,",
-        replacement="grad = jnp.where(a >= 1,",
-        description="approxsign `|x| >= 1` instead of `|x| > 1` for the zero gradient",
-        tests=T_JAX_Q,
-        equivalent="at |x| = 1 the kept branch is g * (2 - 2*1) = +-0 already: only the sign "
-        "of a zero gradient changes (0.0 == -0.0 in every comparison SPEC.md makes); it "
-        "would differ only for an infinite or NaN cotangent",
+        original="    grad = g.astype(ct) * factor\n",
+        replacement="    grad = jnp.where(factor == 0, jnp.zeros((), ct), g.astype(ct) * factor)\n",
+        description="approxsign masks instead of multiplying: past |x| = 1 the gradient is "
+        "0 even for an infinite cotangent, where bitorch gives g * 0 = NaN",
+        tests=(*T_JAX_Q, "parity_tests/test_nonfinite_cotangent.py"),
+        command_blind="the command's cotangents are finite (an infinite one would make most "
+        "gradients non-finite); parity_tests/test_nonfinite_cotangent.py covers the rule",
     ),
     M(
         id="jax-swishsign-beta-dropped",
@@ -402,8 +403,9 @@ MUTANTS: tuple[Mutant, ...] = (
         id="jax-steheaviside-nan-grad-dropped",
         category="jax quantizer",
         file="bitorch_jax/quantizations/ste_heaviside.py",
-        original="    return (jnp.where(code == _NAN, jnp.full((), jnp.nan, g.dtype), grad),)",
-        replacement="    return (grad,)",
+        original="nan_or_zero = jnp.where(code == _NAN, jnp.full((), jnp.nan, g.dtype), "
+        "jnp.zeros((), g.dtype))",
+        replacement="nan_or_zero = jnp.zeros((), g.dtype)",
         description="steheaviside: NaN input gets gradient 0 (the mask hides the NaN)",
         tests=T_JAX_Q,
     ),

@@ -1,4 +1,11 @@
-"""Quantized activation with bitorch's gradient cancellation."""
+"""Quantized activation with bitorch's gradient cancellation (``bitorch.layers.qactivation``).
+
+``QActivation(activation=None, gradient_cancellation_threshold=None)`` as in bitorch
+0.4.1: ``None`` means the layer config's value (:mod:`bitorch.layers.config`:
+``input_quantization`` ``"sign"``, ``gradient_cancellation_threshold`` ``1.0``). An
+explicit ``0`` turns cancellation off (0.4.1 replaces every falsy threshold, ``0``
+included, by the config value, so there it cannot be turned off per layer).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bitorch.quantizations import _REGISTRY as quantization_registry
+from bitorch.layers._util import default, resolve_quantization
 from bitorch.quantizations import Quantization
 from bitorch.quantizations.base import check_float_tensor
 from bitorch_common.validation import check_threshold
@@ -21,17 +28,14 @@ __all__ = [
 ]
 
 
-def resolve_quantization(quantization: str | Quantization, where: str) -> Quantization:
-    """A quantizer given by registry name (built with its defaults) or as an instance."""
-    return quantization_registry.resolve(quantization, where)
-
-
 class GradientCancellation(torch.autograd.Function):
     """Identity forward; the gradient is zeroed where ``|x| > threshold``.
 
-    ``y = x``; ``dy/dx = 0`` where ``|x| > threshold`` (strict), else ``1``; a NaN input
-    passes the gradient. ``threshold == 0`` turns cancellation off (the gradient always
-    passes). Saves a boolean mask.
+    ``GradientCancellation.apply(x, threshold)``: ``y = x``; ``dy/dx = 0`` where
+    ``|x| > threshold`` (strict), else ``1``; a NaN input passes the gradient. Every
+    threshold is applied as given (``0`` passes the gradient only where ``x == 0``); the
+    layers and :func:`gradient_cancellation` skip it for ``0`` ("off"). Saves a boolean
+    mask.
     """
 
     generate_vmap_rule = True
@@ -59,14 +63,26 @@ def gradient_cancellation(x: torch.Tensor, threshold: float) -> torch.Tensor:
     return GradientCancellation.apply(check_float_tensor(x, "gradient_cancellation"), threshold)
 
 
+def activation_arguments(
+    activation: str | Quantization | None, threshold: float | None, where: str
+) -> tuple[Quantization, float]:
+    """The quantizer and threshold of a ``QActivation`` (``None``: the config values),
+    checked; errors name ``where`` (the layer that received them)."""
+    threshold = check_threshold(default(threshold, "gradient_cancellation_threshold"), where)
+    return resolve_quantization(default(activation, "input_quantization"), where), threshold
+
+
 class QActivation(nn.Module):
     """Quantize the input after gradient cancellation.
 
     ``y = q(x)``; the gradient reaching ``x`` is ``dq/dx * g`` where ``|x| <= threshold``
-    and ``0`` where ``|x| > threshold``. ``gradient_cancellation_threshold=0`` turns
-    cancellation off.
+    and ``0`` where ``|x| > threshold``. ``activation`` is a registry name or a quantizer
+    object; ``None`` (default) takes ``config.input_quantization``, a ``None`` threshold
+    ``config.gradient_cancellation_threshold`` (1.0); ``0`` turns cancellation off.
+    Attributes as in bitorch 0.4.1: ``activation_function`` (the quantizer, a child
+    module) and ``gradient_cancellation_threshold``.
 
-    >>> act = QActivation("sign", gradient_cancellation_threshold=1.0)
+    >>> act = QActivation("sign")
     >>> x = torch.tensor([-2.0, -0.5, 0.5], requires_grad=True)
     >>> act(x).sum().backward(); x.grad
     tensor([0., 1., 1.])
@@ -74,19 +90,19 @@ class QActivation(nn.Module):
 
     def __init__(
         self,
-        activation: str | Quantization = "sign",
-        *,
-        gradient_cancellation_threshold: float = 0.0,
+        activation: str | Quantization | None = None,
+        gradient_cancellation_threshold: float | None = None,
     ) -> None:
         super().__init__()
-        self.activation_function = resolve_quantization(activation, "QActivation")
-        self.gradient_cancellation_threshold = check_threshold(
-            gradient_cancellation_threshold, "QActivation"
+        quantization, threshold = activation_arguments(
+            activation, gradient_cancellation_threshold, "QActivation"
         )
+        self.activation_function = quantization
+        self.gradient_cancellation_threshold = threshold
 
     def extra_repr(self) -> str:
         return f"gradient_cancellation_threshold={self.gradient_cancellation_threshold}"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = gradient_cancellation(x, self.gradient_cancellation_threshold)
+    def forward(self, input_tensor: torch.Tensor) -> torch.Tensor:
+        x = gradient_cancellation(input_tensor, self.gradient_cancellation_threshold)
         return self.activation_function(x)

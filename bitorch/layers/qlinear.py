@@ -1,4 +1,4 @@
-"""Quantized fully connected layer (bitorch's ``QLinear``)."""
+"""Quantized fully connected layer (``bitorch.layers.qlinear``: ``QLinear``, ``QLinearBase``)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,30 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bitorch.layers.qactivation import gradient_cancellation, resolve_quantization
+from bitorch.layers._util import PropertySetters, default, resolve_quantization
+from bitorch.layers.qactivation import QActivation, activation_arguments
 from bitorch.quantizations import Quantization
 from bitorch_common.validation import check_threshold
 
-__all__ = ["QLinear"]
+__all__ = ["QLinear", "QLinearBase"]
 
 
-class QLinear(nn.Linear):
+class QLinearBase(PropertySetters, nn.Linear):
     """``nn.Linear`` with a quantized input and a quantized weight.
 
     ``y = q_in(gc(x)) @ q_w(weight).T + bias``, where ``gc`` is gradient cancellation:
     the identity forward, with the gradient zeroed where ``|x| > threshold``
     (``gradient_cancellation_threshold=0`` turns it off; an explicit 0 is kept as 0).
-    The parameters are the full-precision ``weight`` (``out_features x in_features``) and
-    the optional ``bias``, exactly as ``nn.Linear`` holds them, so ``state_dict`` keys are
-    ``weight`` and ``bias``. The bias is not quantized.
+    Positional arguments are ``nn.Linear``'s (``in_features, out_features, bias, device,
+    dtype``); the quantization arguments are keyword-only and ``None`` means the layer
+    config's value (:mod:`bitorch.layers.config`: sign, sign, 1.0).
+
+    Attributes as in bitorch 0.4.1: ``weight_quantization`` (a child module),
+    ``activation`` (a :class:`~bitorch.layers.QActivation` child holding the input
+    quantizer as ``activation_function``) and the properties ``input_quantization`` and
+    ``gradient_cancellation_threshold`` (settable here). The parameters are
+    ``nn.Linear``'s, initialised as there, so ``state_dict`` keys are ``weight`` and
+    ``bias``; the bias is not quantized.
 
     >>> layer = QLinear(3, 2, bias=False)
     >>> with torch.no_grad():
@@ -38,23 +46,44 @@ class QLinear(nn.Linear):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         *,
-        input_quantization: str | Quantization = "sign",
-        weight_quantization: str | Quantization = "sign",
-        gradient_cancellation_threshold: float = 1.0,
+        input_quantization: str | Quantization | None = None,
+        gradient_cancellation_threshold: float | None = None,
+        weight_quantization: str | Quantization | None = None,
     ) -> None:
-        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self.input_quantization = resolve_quantization(input_quantization, "QLinear")
-        self.weight_quantization = resolve_quantization(weight_quantization, "QLinear")
-        self.gradient_cancellation_threshold = check_threshold(
-            gradient_cancellation_threshold, "QLinear"
+        where = type(self).__name__
+        # checked before anything is built, so a bad argument names this layer
+        activation = activation_arguments(
+            input_quantization, gradient_cancellation_threshold, where
         )
+        weight_q = resolve_quantization(default(weight_quantization, "weight_quantization"), where)
+        super().__init__(in_features, out_features, bias, device, dtype)
+        self.weight_quantization = weight_q
+        self.activation = QActivation(*activation)
 
-    def extra_repr(self) -> str:
-        return (
-            f"{super().extra_repr()}, "
-            f"gradient_cancellation_threshold={self.gradient_cancellation_threshold}"
-        )
+    @property
+    def input_quantization(self) -> Quantization:
+        """The input quantizer (``activation.activation_function``)."""
+        return self.activation.activation_function
+
+    @input_quantization.setter
+    def input_quantization(self, quantization: str | Quantization) -> None:
+        where = type(self).__name__
+        self.activation.activation_function = resolve_quantization(quantization, where)
+
+    @property
+    def gradient_cancellation_threshold(self) -> float:
+        """The input's gradient-cancellation threshold (``activation``'s)."""
+        return self.activation.gradient_cancellation_threshold
+
+    @gradient_cancellation_threshold.setter
+    def gradient_cancellation_threshold(self, threshold: float) -> None:
+        value = check_threshold(threshold, type(self).__name__)
+        self.activation.gradient_cancellation_threshold = value
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.input_quantization(gradient_cancellation(x, self.gradient_cancellation_threshold))
-        return F.linear(x, self.weight_quantization(self.weight), self.bias)
+        return F.linear(self.activation(x), self.weight_quantization(self.weight), self.bias)
+
+
+class QLinear(QLinearBase):
+    """The quantized linear layer: :class:`QLinearBase` (bitorch 0.4.1's default
+    implementation of ``QLinear``; subclass ``QLinearBase`` for a variant)."""

@@ -1,17 +1,25 @@
-"""Identity quantization: the full-precision pass-through (``bit_width`` 32)."""
+"""Identity quantization: the full-precision pass-through (``bit_width`` 32).
+
+``bitorch.quantizations.identity`` is this module (as in bitorch 0.4.1) and, called, the
+functional form :func:`identity`.
+"""
 
 from __future__ import annotations
 
 import torch
 
-from bitorch.quantizations.base import STE, Quantization, check_float_tensor
+from bitorch.quantizations.base import Quantization, check_float_tensor, make_module_callable
 
 __all__ = ["Identity", "identity"]
 
 
 def identity(x: torch.Tensor) -> torch.Tensor:
-    """``q(x) = x``, ``dq/dx = 1`` (NaN and ``±inf`` pass through): :class:`STE` itself."""
-    return STE.apply(check_float_tensor(x, "identity"))
+    """``q(x) = x``, ``dq/dx = 1`` (NaN and ``±inf`` pass through).
+
+    Returns ``x`` itself, as bitorch 0.4.1 does: no copy and no autograd node, so the
+    gradient is the output gradient by construction (under ``torch.func`` too).
+    """
+    return check_float_tensor(x, "identity")
 
 
 class Identity(Quantization):
@@ -26,3 +34,6 @@ class Identity(Quantization):
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         return identity(x)
+
+
+make_module_callable(__name__, identity)

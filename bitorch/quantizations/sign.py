@@ -1,21 +1,51 @@
-"""Sign quantization with a plain straight-through gradient."""
+"""Sign quantization with a plain straight-through gradient.
+
+``bitorch.quantizations.sign`` is this module (as in bitorch 0.4.1) and, called, the
+functional form :func:`sign`.
+"""
 
 from __future__ import annotations
 
+import math
+
 import torch
+from torch.nn import functional as F
 
-from bitorch.quantizations.base import STE, Quantization, check_float_tensor
+from bitorch.quantizations.base import STE, Quantization, check_float_tensor, make_module_callable
 
-__all__ = ["SignFunction", "Sign", "sign", "sign_values"]
+__all__ = ["SignFunction", "Sign", "sign", "sign_values", "step_values"]
+
+
+# 2**(maxexp - 1), the largest power of two of each float dtype (float32: 2**127).
+_HUGE_POWER_OF_TWO = {
+    dtype: 2.0 ** (math.frexp(torch.finfo(dtype).max)[1] - 1)
+    for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+}
+
+
+def step_values(x: torch.Tensor, zero: float) -> torch.Tensor:
+    """``+1`` where ``x > 0``, ``-1`` where ``x < 0``, ``zero`` (``±1``) where ``x`` is ``±0``,
+    NaN where ``x`` is NaN; a new tensor of the dtype of ``x``.
+
+    Two multiplications by ``s = 2**(maxexp - 1)`` take every nonzero ``x`` (subnormals
+    included) to a magnitude of at least ``2**6`` (or ``±inf``) and keep ``±0`` at ``±0``;
+    adding ``zero`` and clamping to ``[-1, 1]`` leaves ``±1``. NaN stays NaN through every
+    step (the clamp propagates it), so no comparison, mask or ``where`` is needed: one
+    allocation and four elementwise passes.
+    """
+    s = _HUGE_POWER_OF_TWO[x.dtype]
+    y = x * s
+    y.mul_(s).add_(zero)
+    return F.hardtanh_(y, -1.0, 1.0)  # hardtanh_ is clamp_, with a torch.func batching rule
 
 
 def sign_values(x: torch.Tensor) -> torch.Tensor:
     """``+1`` where ``x >= 0``, ``-1`` where ``x < 0``, NaN where ``x`` is NaN; dtype of ``x``.
 
-    Shared forward of ``sign``, ``approxsign`` and ``swishsign``.
+    Shared forward of ``sign``, ``approxsign`` and ``swishsign`` (``0`` and ``-0.0`` give
+    ``+1``).
     """
-    one = torch.ones((), dtype=x.dtype, device=x.device)
-    return torch.where(x < 0, -one, torch.where(x >= 0, one, x))
+    return step_values(x, 1.0)
 
 
 class SignFunction(STE):
@@ -23,6 +53,7 @@ class SignFunction(STE):
 
     ``q(x) = +1 if x >= 0 else -1`` (so ``0`` and ``-0.0`` give ``+1``; NaN gives NaN).
     ``dq/dx = 1``: the output gradient passes through unchanged, with no clipping.
+    ``SignFunction.apply(x)`` as in bitorch 0.4.1.
     """
 
     @staticmethod
@@ -51,3 +82,6 @@ class Sign(Quantization):
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         return sign(x)
+
+
+make_module_callable(__name__, sign)

@@ -11,18 +11,45 @@ import jax.numpy as jnp
 from flax import nnx
 
 from bitorch_common.validation import (
+    check_bits,
+    check_bool,
+    check_embedding_mode,
+    check_int,
     check_pad_value,
+    check_padding_idx,
     check_positive_int,
+    check_real,
     check_threshold,
     explicit_padding,
     spatial_tuple,
 )
+from bitorch_jax.layers.bembedding import (
+    b_embedding,
+    b_embedding_bag,
+    binary_weight_update,
+    decode_binary_weight,
+)
+from bitorch_jax.layers.linen import embedding_init, random_bits_init
+from bitorch_jax.layers.pact import q_pact
+from bitorch_jax.layers.pad import pad_2d
 from bitorch_jax.layers.qactivation import q_activation, resolve_quantization
 from bitorch_jax.layers.qconv import PaddingLike, q_conv
+from bitorch_jax.layers.qembedding import q_embedding, q_embedding_bag
 from bitorch_jax.layers.qlinear import q_linear
 from bitorch_jax.quantizations import Quantization
 
-__all__ = ["QActivation", "QConv", "QLinear"]
+__all__ = [
+    "QActivation",
+    "QConv",
+    "QLinear",
+    "PadModule",
+    "Pact",
+    "QEmbed",
+    "QEmbedBag",
+    "BEmbed",
+    "BEmbedBag",
+    "BinaryWeight",
+]
 
 _LECUN_NORMAL = nnx.initializers.lecun_normal()
 _ZEROS = nnx.initializers.zeros_init()
@@ -32,10 +59,11 @@ class QActivation(nnx.Module):
     """Quantize the input after gradient cancellation (NNX).
 
     ``activation`` is a registry name or a quantizer object; the gradient is zeroed where
-    ``|x| > gradient_cancellation_threshold`` (``0`` turns cancellation off).
+    ``|x| > gradient_cancellation_threshold`` (default 1.0, bitorch's layer-config
+    default; ``0`` turns cancellation off).
 
     >>> import jax.numpy as jnp
-    >>> QActivation("sign", gradient_cancellation_threshold=1.0)(jnp.array([-2.0, 0.5]))
+    >>> QActivation("sign")(jnp.array([-2.0, 0.5]))
     Array([-1.,  1.], dtype=float32)
     """
 
@@ -43,7 +71,7 @@ class QActivation(nnx.Module):
         self,
         activation: str | Quantization = "sign",
         *,
-        gradient_cancellation_threshold: float = 0.0,
+        gradient_cancellation_threshold: float = 1.0,
     ) -> None:
         self.activation = resolve_quantization(activation, "QActivation")
         self.gradient_cancellation_threshold = check_threshold(
@@ -198,3 +226,261 @@ class QConv(nnx.Module):
             gradient_cancellation_threshold=self.gradient_cancellation_threshold,
             precision=self.precision,
         )
+
+
+# ----------------------------------------------------------------------------- 0.4.1 layers
+
+
+class BinaryWeight(nnx.Variable):
+    """The ``bool`` table of :class:`BEmbed`/:class:`BEmbedBag`: a variable, not a
+    ``Param`` (it has no gradient; ``step`` writes it). linen keeps it in the collection
+    ``"binary_weights"``."""
+
+
+class PadModule(nnx.Module):
+    """bitorch's ``PadModule`` for NNX: pads ``W`` by ``padding_left``/``padding_right``
+    and ``H`` by ``padding_top``/``padding_bottom`` of a channels-last ``(..., H, W, C)``
+    input with ``padding_value`` (:func:`bitorch_jax.layers.pad_2d`). No parameters.
+
+    >>> PadModule(padding_bottom=1, padding_value=-1.0)(jnp.ones((1, 1, 1)))[..., 0]
+    Array([[ 1.],
+           [-1.]], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        *,
+        padding_left: int = 0,
+        padding_right: int = 0,
+        padding_top: int = 0,
+        padding_bottom: int = 0,
+        padding_value: float = 0.0,
+    ) -> None:
+        names = ("padding_left", "padding_right", "padding_top", "padding_bottom")
+        amounts = (padding_left, padding_right, padding_top, padding_bottom)
+        self.padding = tuple(
+            check_int(a, name, "PadModule") for a, name in zip(amounts, names, strict=True)
+        )
+        self.padding_value = check_real(padding_value, "padding_value", "PadModule")
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return pad_2d(x, self.padding, self.padding_value)
+
+
+class Pact(nnx.Module):
+    """bitorch's ``Pact`` for NNX: ``x`` clipped to ``[0, alpha]`` and quantized to
+    ``bits`` bits (:func:`bitorch_jax.layers.q_pact`). Parameter ``alpha`` (0-d, 10.0 as in
+    torch, ``param_dtype``); ``dtype`` casts the input. ``rngs`` is accepted for
+    uniformity and not used (the initial value is a constant).
+
+    >>> Pact(bits=2)(jnp.array([-1.0, 4.0, 12.0]))
+    Array([ 0.       ,  3.3333333, 10.       ], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        *,
+        bits: int = 4,
+        dtype: Any = None,
+        param_dtype: Any = jnp.float32,
+        alpha_init: float = 10.0,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        self.bits = check_bits(bits, "Pact")
+        self.dtype = dtype
+        self.alpha = nnx.Param(jnp.asarray(alpha_init, param_dtype))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = jnp.asarray(x, self.dtype) if self.dtype is not None else x
+        return q_pact(x, self.alpha[...], self.bits)
+
+
+class QEmbed(nnx.Module):
+    """bitorch's ``QEmbedding`` for NNX: ``q_out(q_w(embedding)[indices])``
+    (:func:`bitorch_jax.layers.q_embedding`). Parameter ``embedding``
+    ``(num_embeddings, features)``, initialised as torch's (``N(0, 1)``, the
+    ``padding_idx`` row zeros). ``dtype`` casts the table for the lookup.
+
+    >>> layer = QEmbed(3, 2, rngs=nnx.Rngs(0))
+    >>> layer.embedding[...] = jnp.array([[0.5, -0.1], [-2.0, 0.0], [0.3, 0.3]])
+    >>> layer(jnp.array([1, 0]))
+    Array([[-1.,  1.],
+           [ 1., -1.]], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        features: int,
+        *,
+        padding_idx: int | None = None,
+        weight_quantization: str | Quantization = "sign",
+        output_quantization: str | Quantization = "sign",
+        dtype: Any = None,
+        param_dtype: Any = jnp.float32,
+        embedding_init: Callable[..., jax.Array] | None = None,
+        rngs: nnx.Rngs,
+    ) -> None:
+        where = type(self).__name__
+        self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings", where)
+        self.features = check_positive_int(features, "features", where)
+        self.padding_idx = check_padding_idx(padding_idx, self.num_embeddings, where)
+        self.weight_quantization = resolve_quantization(weight_quantization, where)
+        self.output_quantization = resolve_quantization(output_quantization, where)
+        self.dtype = dtype
+        init = embedding_init or _embedding_init(self.padding_idx)
+        shape = (self.num_embeddings, self.features)
+        self.embedding = nnx.Param(init(rngs.params(), shape, param_dtype))
+
+    def _table(self) -> jax.Array:
+        table = self.embedding[...]
+        return jnp.asarray(table, self.dtype) if self.dtype is not None else table
+
+    def __call__(self, indices: jax.Array) -> jax.Array:
+        return q_embedding(
+            indices,
+            self._table(),
+            padding_idx=self.padding_idx,
+            weight_quantization=self.weight_quantization,
+            output_quantization=self.output_quantization,
+        )
+
+
+_embedding_init = embedding_init
+
+
+class QEmbedBag(QEmbed):
+    """bitorch's ``QEmbeddingBag`` for NNX (:func:`bitorch_jax.layers.q_embedding_bag`):
+    ``__call__(indices, offsets=None, per_sample_weights=None)``; ``mode`` ``"sum"``,
+    ``"mean"`` (default) or ``"max"``. Parameter ``embedding`` as :class:`QEmbed`.
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        features: int,
+        *,
+        mode: str = "mean",
+        include_last_offset: bool = False,
+        padding_idx: int | None = None,
+        weight_quantization: str | Quantization = "sign",
+        output_quantization: str | Quantization = "sign",
+        dtype: Any = None,
+        param_dtype: Any = jnp.float32,
+        embedding_init: Callable[..., jax.Array] | None = None,
+        rngs: nnx.Rngs,
+    ) -> None:
+        self.mode = check_embedding_mode(mode, "QEmbedBag")
+        self.include_last_offset = check_bool(
+            include_last_offset, "include_last_offset", "QEmbedBag"
+        )
+        super().__init__(
+            num_embeddings, features, padding_idx=padding_idx,
+            weight_quantization=weight_quantization, output_quantization=output_quantization,
+            dtype=dtype, param_dtype=param_dtype, embedding_init=embedding_init, rngs=rngs,
+        )  # fmt: skip
+
+    def __call__(  # type: ignore[override]
+        self,
+        indices: jax.Array,
+        offsets: jax.Array | None = None,
+        per_sample_weights: jax.Array | None = None,
+    ) -> jax.Array:
+        return q_embedding_bag(
+            indices,
+            self._table(),
+            offsets,
+            per_sample_weights,
+            mode=self.mode,
+            include_last_offset=self.include_last_offset,
+            padding_idx=self.padding_idx,
+            weight_quantization=self.weight_quantization,
+            output_quantization=self.output_quantization,
+        )
+
+
+class BEmbed(nnx.Module):
+    """bitorch's ``BEmbedding`` for NNX: a ``bool`` table ``weight``
+    ``(num_embeddings, features)`` held as :class:`BinaryWeight` (not a ``Param``),
+    decoded to ``dtype`` (float32) rows (:mod:`bitorch_jax.layers.bembedding`).
+
+    ``__call__(indices, vectors=None)`` looks ``indices`` up in the decoded table, or in
+    ``vectors`` when given (the float table to differentiate and optimize:
+    :meth:`vectors`); :meth:`step` writes the rows ``indices`` used back as bits.
+
+    >>> layer = BEmbed(2, 2, sign_bool=True, rngs=nnx.Rngs(0))
+    >>> layer.weight[...] = jnp.array([[True, False], [False, True]])
+    >>> layer(jnp.array([1]))
+    Array([[-1.,  1.]], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        features: int,
+        *,
+        padding_idx: int | None = None,
+        weight_quantization: str | Quantization = "sign",
+        sign_bool: bool = False,
+        dtype: Any = jnp.float32,
+        weight_init: Callable[..., jax.Array] = random_bits_init,
+        rngs: nnx.Rngs,
+    ) -> None:
+        where = type(self).__name__
+        self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings", where)
+        self.features = check_positive_int(features, "features", where)
+        self.padding_idx = check_padding_idx(padding_idx, self.num_embeddings, where)
+        self.weight_quantization = resolve_quantization(weight_quantization, where)
+        self.sign_bool = check_bool(sign_bool, "sign_bool", where)
+        self.dtype = dtype
+        shape = (self.num_embeddings, self.features)
+        self.weight = BinaryWeight(weight_init(rngs.params(), shape))
+
+    def vectors(self) -> jax.Array:
+        """The decoded float table."""
+        return decode_binary_weight(
+            self.weight[...], padding_idx=self.padding_idx, sign_bool=self.sign_bool,
+            dtype=self.dtype,
+        )  # fmt: skip
+
+    def step(self, indices: jax.Array, vectors: jax.Array) -> None:
+        """Write ``weight_quantization(vectors) == 1`` into the rows ``indices`` used."""
+        self.weight[...] = binary_weight_update(
+            self.weight[...], indices, vectors,
+            weight_quantization=self.weight_quantization, padding_idx=self.padding_idx,
+        )  # fmt: skip
+
+    def __call__(self, indices: jax.Array, vectors: jax.Array | None = None) -> jax.Array:
+        return b_embedding(indices, self.vectors() if vectors is None else vectors)
+
+
+class BEmbedBag(BEmbed):
+    """bitorch's ``BEmbeddingBag`` for NNX: :class:`BEmbed`'s table, ``__call__(indices,
+    offsets, vectors=None)`` reduces each bag by ``mode`` (``"sum"``, ``"mean"`` default,
+    ``"max"``; padding entries are zero rows and count in the mean)."""
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        features: int,
+        *,
+        mode: str = "mean",
+        padding_idx: int | None = None,
+        weight_quantization: str | Quantization = "sign",
+        sign_bool: bool = False,
+        dtype: Any = jnp.float32,
+        weight_init: Callable[..., jax.Array] = random_bits_init,
+        rngs: nnx.Rngs,
+    ) -> None:
+        self.mode = check_embedding_mode(mode, "BEmbedBag")
+        super().__init__(
+            num_embeddings, features, padding_idx=padding_idx,
+            weight_quantization=weight_quantization, sign_bool=sign_bool, dtype=dtype,
+            weight_init=weight_init, rngs=rngs,
+        )  # fmt: skip
+
+    def __call__(  # type: ignore[override]
+        self, indices: jax.Array, offsets: jax.Array, vectors: jax.Array | None = None
+    ) -> jax.Array:
+        table = self.vectors() if vectors is None else vectors
+        return b_embedding_bag(indices, offsets, table, mode=self.mode)

@@ -21,12 +21,41 @@ from bitorch_jax.quantizations.dorefa import (
     input_dorefa,
     weight_dorefa,
 )
+from bitorch_jax.quantizations.dorefa_larq import LarqDoReFa, larq_dorefa
 from bitorch_jax.quantizations.identity import Identity, identity
+from bitorch_jax.quantizations.magnitude_aware_sign import (
+    MagnitudeAwareSign,
+    XnorScaled,
+    magnitude_aware_sign,
+    xnor_scaled,
+)
+from bitorch_jax.quantizations.progressive_sign import ProgressiveSign, progressive_sign
+from bitorch_jax.quantizations.quantization_scheduler import (
+    MixLinearScheduling,
+    Quantization_Scheduler,
+    ScheduledQuantizer,
+    StepScheduling,
+    mix_linear_scheduling,
+    schedule_factor,
+    step_scheduling,
+)
 from bitorch_jax.quantizations.sign import Sign, sign
 from bitorch_jax.quantizations.ste_heaviside import SteHeaviside, ste_heaviside
+from bitorch_jax.quantizations.ste_sign import SteSign, ste_sign
 from bitorch_jax.quantizations.swish_sign import SwishSign, swish_sign
+from bitorch_jax.quantizations.ternary import SteTernary, ste_ternary
 
 __all__ = [
+    "SteSign",
+    "ste_sign",
+    "MagnitudeAwareSign",
+    "magnitude_aware_sign",
+    "XnorScaled",
+    "xnor_scaled",
+    "SteTernary",
+    "ste_ternary",
+    "LarqDoReFa",
+    "larq_dorefa",
     "Quantization",
     "straight_through",
     "Sign",
@@ -43,6 +72,15 @@ __all__ = [
     "input_dorefa",
     "weight_dorefa",
     "identity",
+    "ProgressiveSign",
+    "progressive_sign",
+    "Quantization_Scheduler",
+    "ScheduledQuantizer",
+    "MixLinearScheduling",
+    "StepScheduling",
+    "mix_linear_scheduling",
+    "step_scheduling",
+    "schedule_factor",
     "QuantizationConfig",
     "config",
     "quantization_from_name",
@@ -64,6 +102,20 @@ old one with a warning. See :class:`bitorch_common.registry.Registry`.
 quantization_names = _REGISTRY.names
 quantization_from_name = _REGISTRY.lookup
 
-for _cls in (Sign, ApproxSign, SwishSign, SteHeaviside, InputDoReFa, WeightDoReFa, Identity):
+for _cls in (
+    Sign,
+    ApproxSign,
+    SwishSign,
+    SteHeaviside,
+    InputDoReFa,
+    WeightDoReFa,
+    Identity,
+    ProgressiveSign,
+    SteSign,
+    MagnitudeAwareSign,
+    XnorScaled,
+    SteTernary,
+    LarqDoReFa,
+):
     register_custom_quantization(_cls)
 del _cls

@@ -25,8 +25,10 @@ def _approx_sign_fwd(x: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 def _approx_sign_bwd(x: jax.Array, g: jax.Array) -> tuple[jax.Array]:
     ct = compute_dtype(x.dtype)
-    a = jnp.abs(x.astype(ct))
-    grad = jnp.where(a > 1, jnp.zeros((), ct), g.astype(ct) * (2 - 2 * a))
+    # 2 - 2 * min(|x|, 1): 0 past |x| = 1, NaN at NaN (minimum propagates it), and the
+    # cotangent is multiplied, as in bitorch: an infinite g where the factor is 0 gives NaN.
+    factor = 2 - 2 * jnp.minimum(jnp.abs(x.astype(ct)), 1)
+    grad = g.astype(ct) * factor
     return (grad.astype(x.dtype),)
 
 

@@ -40,8 +40,10 @@ def _ste_heaviside_fwd(x: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def _ste_heaviside_bwd(code: jax.Array, g: jax.Array) -> tuple[jax.Array]:
-    grad = jnp.where(code == _PASS, g, jnp.zeros((), g.dtype))
-    return (jnp.where(code == _NAN, jnp.full((), jnp.nan, g.dtype), grad),)
+    # The factor is 1 (pass), 0 or NaN; the cotangent is multiplied by it, as in bitorch
+    # (an infinite g where the factor is 0 gives NaN).
+    nan_or_zero = jnp.where(code == _NAN, jnp.full((), jnp.nan, g.dtype), jnp.zeros((), g.dtype))
+    return (g * jnp.where(code == _PASS, jnp.ones((), g.dtype), nan_or_zero),)
 
 
 _ste_heaviside.defvjp(_ste_heaviside_fwd, _ste_heaviside_bwd)

@@ -40,6 +40,11 @@ SAVED_FLOAT32 = {
     "weightdorefa": (0, 0),
     "identity": (0, 0),
     "progressive_sign": (0, 0),
+    "stesign": (1, 1),
+    "steternary": (1, 1),
+    "magnitudeawaresign": (4, 0),
+    "xnorscaled": (4, 0),
+    "larqdorefa": (4, 0),
 }
 
 

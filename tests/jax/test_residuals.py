@@ -58,6 +58,13 @@ BUDGET = {  # key -> "none", "code" (<= 1 byte/element, no float) or "input"
     "approxsign": "input",
     "swishsign": "input",
     "progressive_sign": "none",
+    # beyond bitorch 0.4.1: clipped STEs save the int8 code; the per-channel / per-tensor
+    # statistics (alpha, max|tanh x|) are computed again from the saved input
+    "stesign": "code",
+    "steternary": "code",
+    "magnitudeawaresign": "input",
+    "xnorscaled": "input",
+    "larqdorefa": "input",
 }
 RESIDUAL_CASES: list[tuple[str, Callable[[jax.Array], jax.Array], str]] = [
     (v.id, bq.quantization_from_name(v.key)(**v.params), BUDGET.get(v.key, "missing"))
