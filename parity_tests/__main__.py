@@ -287,9 +287,11 @@ def main(argv: Sequence[str] | None = None, *, extra_cases: Sequence[Any] = ()) 
     if largest:
         print(largest, file=out)
     print(
-        f"Forward: discrete outputs must be equal; a boundary flip (pre-round value within "
-        f"{FLIP_ULPS} ulps of a rounding boundary) is allowed and counted. Gradients: "
-        "per-dtype tolerances in parity_tests/tolerances.py.",
+        "Forward: discrete outputs must be equal; a boundary flip is allowed and counted only "
+        f"where the pre-round value is computed inexactly, lies within {FLIP_ULPS} ulps of a "
+        "rounding boundary and both values are levels next to it. Gradients: bit-equal where "
+        "exactly specified; transcendental ones within the per-dtype tolerances of "
+        "bitorch_common/tolerances.py.",
         file=out,
     )
     if any(r.kind == "layer" for r in report.results):
