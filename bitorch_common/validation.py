@@ -509,3 +509,19 @@ def check_ternary_threshold(threshold: Any, twn: Any, where: str) -> tuple[float
             f"number), got {threshold!r}"
         )
     return threshold, twn
+
+
+def check_quantizations(quantizations: Any, where: str, *, allow_empty: bool) -> tuple:
+    """A sequence (not a string) of callable quantizers, as a tuple; ``TypeError`` for
+    another type or a non-callable item, ``ValueError`` for an empty one unless allowed."""
+    if isinstance(quantizations, (str, bytes)) or not isinstance(quantizations, Sequence):
+        raise TypeError(
+            f"{where}: quantizations must be a sequence of quantizers, got "
+            f"{type(quantizations).__name__}"
+        )
+    if not allow_empty and len(quantizations) == 0:
+        raise ValueError(f"{where}: quantizations must hold at least one quantizer")
+    for q in quantizations:
+        if not callable(q):
+            raise TypeError(f"{where}: every quantization must be callable, got {q!r}")
+    return tuple(quantizations)

@@ -34,7 +34,7 @@ import torch
 from torch.nn import Module
 
 from bitorch.quantizations.base import Quantization
-from bitorch_common.validation import check_bool, is_int
+from bitorch_common.validation import check_bool, check_quantizations, is_int
 
 __all__ = [
     "ScheduledQuantizer",
@@ -45,17 +45,7 @@ __all__ = [
 
 
 def _check_quantizations(quantizations: Any, where: str, *, allow_empty: bool) -> list[Any]:
-    if isinstance(quantizations, (str, bytes)) or not isinstance(quantizations, Sequence):
-        raise TypeError(
-            f"{where}: quantizations must be a list of quantizers, got "
-            f"{type(quantizations).__name__}"
-        )
-    if not allow_empty and len(quantizations) == 0:
-        raise ValueError(f"{where}: quantizations must hold at least one quantizer")
-    for q in quantizations:
-        if not callable(q):
-            raise TypeError(f"{where}: every quantization must be callable, got {q!r}")
-    return list(quantizations)
+    return list(check_quantizations(quantizations, where, allow_empty=allow_empty))
 
 
 def _check_steps(steps: Any, where: str, *, minimum: int) -> int:

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bitorch_common.validation import check_bool, is_int, is_real
+from bitorch_common.validation import check_bool, check_quantizations, is_int, is_real
 from bitorch_jax.quantizations.base import Quantization, check_float_array, compute_dtype
 
 __all__ = [
@@ -63,20 +63,6 @@ __all__ = [
 
 def _traced(value: Any) -> bool:
     return isinstance(value, jax.core.Tracer)
-
-
-def _check_quantizations(quantizations: Any, where: str, *, allow_empty: bool) -> tuple:
-    if isinstance(quantizations, (str, bytes)) or not isinstance(quantizations, Sequence):
-        raise TypeError(
-            f"{where}: quantizations must be a sequence of quantizers, got "
-            f"{type(quantizations).__name__}"
-        )
-    if not allow_empty and len(quantizations) == 0:
-        raise ValueError(f"{where}: quantizations must hold at least one quantizer")
-    for q in quantizations:
-        if not callable(q):
-            raise TypeError(f"{where}: every quantization must be callable, got {q!r}")
-    return tuple(quantizations)
 
 
 def _check_count(value: Any, name: str, where: str, minimum: int) -> int:
@@ -130,7 +116,7 @@ def mix_linear_scheduling(x: jax.Array, quantizations: Sequence[Any], factor: An
     docstring); ``factor`` in ``[0, 1]`` may be traced. No quantizers: ``x`` itself."""
     where = "mix_linear_scheduling"
     x = check_float_array(x, where)
-    qs = _check_quantizations(quantizations, where, allow_empty=True)
+    qs = check_quantizations(quantizations, where, allow_empty=True)
     factor = _check_factor(factor, where)
     n = len(qs)
     if n == 0:
@@ -157,7 +143,7 @@ def step_scheduling(x: jax.Array, quantizations: Sequence[Any], factor: Any) -> 
     ``factor`` in ``[0, 1]`` may be traced. No quantizers: ``x`` itself."""
     where = "step_scheduling"
     x = check_float_array(x, where)
-    qs = _check_quantizations(quantizations, where, allow_empty=True)
+    qs = check_quantizations(quantizations, where, allow_empty=True)
     factor = _check_factor(factor, where)
     n = len(qs)
     if n == 0:
@@ -187,7 +173,7 @@ class ScheduledQuantizer(Quantization):
 
     def __post_init__(self) -> None:
         where = type(self).__name__
-        quantizations = _check_quantizations(self.quantizations, where, allow_empty=True)
+        quantizations = check_quantizations(self.quantizations, where, allow_empty=True)
         object.__setattr__(self, "quantizations", quantizations)
         object.__setattr__(self, "steps", _check_count(self.steps, "steps", where, 0))
         object.__setattr__(
@@ -289,7 +275,7 @@ class Quantization_Scheduler:  # noqa: N801  (bitorch 0.4.1's name)
                 f"build them with ScheduledQuantizer objects instead), got {type(model).__name__}"
             )
         self.steps = _check_count(steps, "steps", where, 1)
-        self.quantizations = _check_quantizations(quantizations, where, allow_empty=False)
+        self.quantizations = check_quantizations(quantizations, where, allow_empty=False)
         replace_all = check_bool(schedule_all_quantizations, "schedule_all_quantizations", where)
         exclude = tuple(exclude_layers)
         if not all(isinstance(t, type) for t in exclude):
