@@ -9,8 +9,9 @@ from torch import nn
 from bitorch.layers.config import config
 from bitorch.quantizations import _REGISTRY as quantization_registry
 from bitorch.quantizations import Quantization
+from bitorch_common.validation import check_threshold
 
-__all__ = ["PropertySetters", "default", "resolve_quantization"]
+__all__ = ["InputActivation", "PropertySetters", "default", "resolve_quantization"]
 
 
 def default(value: Any, option: str) -> Any:
@@ -37,3 +38,31 @@ class PropertySetters(nn.Module):
             attribute.fset(self, value)
         else:
             super().__setattr__(name, value)
+
+
+class InputActivation(PropertySetters):
+    """``input_quantization`` and ``gradient_cancellation_threshold`` of a layer whose input
+    goes through its ``activation`` child (a ``QActivation``, as in bitorch 0.4.1): both
+    read and set that child's values."""
+
+    activation: Any
+
+    @property
+    def input_quantization(self) -> Quantization:
+        """The input quantizer (``activation.activation_function``)."""
+        return self.activation.activation_function
+
+    @input_quantization.setter
+    def input_quantization(self, quantization: str | Quantization) -> None:
+        where = type(self).__name__
+        self.activation.activation_function = resolve_quantization(quantization, where)
+
+    @property
+    def gradient_cancellation_threshold(self) -> float:
+        """The input's gradient-cancellation threshold (``activation``'s)."""
+        return self.activation.gradient_cancellation_threshold
+
+    @gradient_cancellation_threshold.setter
+    def gradient_cancellation_threshold(self, threshold: float) -> None:
+        value = check_threshold(threshold, type(self).__name__)
+        self.activation.gradient_cancellation_threshold = value

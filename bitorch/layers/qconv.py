@@ -39,10 +39,10 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn import init
 
-from bitorch.layers._util import PropertySetters, default, resolve_quantization
+from bitorch.layers._util import InputActivation, PropertySetters, default, resolve_quantization
 from bitorch.layers.qactivation import QActivation, activation_arguments
 from bitorch.quantizations import Quantization
-from bitorch_common.validation import check_pad_value, check_threshold, explicit_padding
+from bitorch_common.validation import check_pad_value, explicit_padding
 
 __all__ = [
     "QConv1d",
@@ -156,7 +156,7 @@ class _QConvNoAct(PropertySetters):
         return self._pad_and_convolve(input)
 
 
-class _QConvBase(_QConvNoAct):
+class _QConvBase(InputActivation, _QConvNoAct):
     """The shared part of the ``QConvNdBase`` classes: a ``QActivation`` first."""
 
     def __init__(
@@ -188,26 +188,6 @@ class _QConvBase(_QConvNoAct):
             weight_quantization=weight_quantization, pad_value=pad_value,
         )  # fmt: skip
         self.activation = QActivation(*activation)
-
-    @property
-    def input_quantization(self) -> Quantization:
-        """The input quantizer (``activation.activation_function``)."""
-        return self.activation.activation_function
-
-    @input_quantization.setter
-    def input_quantization(self, quantization: str | Quantization) -> None:
-        where = type(self).__name__
-        self.activation.activation_function = resolve_quantization(quantization, where)
-
-    @property
-    def gradient_cancellation_threshold(self) -> float:
-        """The input's gradient-cancellation threshold (``activation``'s)."""
-        return self.activation.gradient_cancellation_threshold
-
-    @gradient_cancellation_threshold.setter
-    def gradient_cancellation_threshold(self, threshold: float) -> None:
-        value = check_threshold(threshold, type(self).__name__)
-        self.activation.gradient_cancellation_threshold = value
 
     def forward(self, input_tensor: torch.Tensor) -> torch.Tensor:
         return self._pad_and_convolve(self.activation(input_tensor))

@@ -6,15 +6,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bitorch.layers._util import PropertySetters, default, resolve_quantization
+from bitorch.layers._util import InputActivation, default, resolve_quantization
 from bitorch.layers.qactivation import QActivation, activation_arguments
 from bitorch.quantizations import Quantization
-from bitorch_common.validation import check_threshold
 
 __all__ = ["QLinear", "QLinearBase"]
 
 
-class QLinearBase(PropertySetters, nn.Linear):
+class QLinearBase(InputActivation, nn.Linear):
     """``nn.Linear`` with a quantized input and a quantized weight.
 
     ``y = q_in(gc(x)) @ q_w(weight).T + bias``, where ``gc`` is gradient cancellation:
@@ -59,26 +58,6 @@ class QLinearBase(PropertySetters, nn.Linear):
         super().__init__(in_features, out_features, bias, device, dtype)
         self.weight_quantization = weight_q
         self.activation = QActivation(*activation)
-
-    @property
-    def input_quantization(self) -> Quantization:
-        """The input quantizer (``activation.activation_function``)."""
-        return self.activation.activation_function
-
-    @input_quantization.setter
-    def input_quantization(self, quantization: str | Quantization) -> None:
-        where = type(self).__name__
-        self.activation.activation_function = resolve_quantization(quantization, where)
-
-    @property
-    def gradient_cancellation_threshold(self) -> float:
-        """The input's gradient-cancellation threshold (``activation``'s)."""
-        return self.activation.gradient_cancellation_threshold
-
-    @gradient_cancellation_threshold.setter
-    def gradient_cancellation_threshold(self, threshold: float) -> None:
-        value = check_threshold(threshold, type(self).__name__)
-        self.activation.gradient_cancellation_threshold = value
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(self.activation(x), self.weight_quantization(self.weight), self.bias)

@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
-from bitorch.quantizations.base import Quantization, check_bits, check_float_tensor, to_compute
+from bitorch.quantizations.base import check_bits, check_float_tensor, to_compute
 from bitorch.quantizations.config import config
-from bitorch.quantizations.dorefa import weight_dorefa
+from bitorch.quantizations.dorefa import _DoReFa, weight_dorefa
 
 __all__ = ["LarqDoReFaFunction", "LarqDoReFa", "larq_dorefa"]
 
@@ -76,24 +76,13 @@ def larq_dorefa(x: torch.Tensor, bits: int | None = None) -> torch.Tensor:
     return LarqDoReFaFunction.apply(x, bits)
 
 
-class LarqDoReFa(Quantization):
+class LarqDoReFa(_DoReFa):
     """LarqDoReFa quantization (registry key ``"larqdorefa"``, ``bits`` bits); see
     :class:`LarqDoReFaFunction`. ``bits``: an int in ``1..24``; ``None`` takes
-    ``config.dorefa_bits`` when the object is built.
+    ``config.dorefa_bits`` when the object is built (the DoReFa constructor).
     """
 
     name = "larqdorefa"
-
-    def __init__(self, bits: int | None = None) -> None:
-        super().__init__()
-        self.bits = check_bits(config.dorefa_bits if bits is None else bits, self.name)
-
-    @property
-    def bit_width(self) -> int:  # type: ignore[override]
-        return self.bits
-
-    def extra_repr(self) -> str:
-        return f"bits={self.bits}"
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         return larq_dorefa(x, self.bits)

@@ -15,13 +15,12 @@ import jax
 import jax.numpy as jnp
 
 from bitorch_jax.quantizations.base import (
-    Quantization,
     check_bits,
     check_float_array,
     compute_dtype,
 )
 from bitorch_jax.quantizations.config import config
-from bitorch_jax.quantizations.dorefa import weight_dorefa
+from bitorch_jax.quantizations.dorefa import _DoReFa, _flushed_tanh, _max_abs, weight_dorefa
 
 __all__ = ["LarqDoReFa", "larq_dorefa"]
 
@@ -32,11 +31,8 @@ def _gradient_factor(x: jax.Array) -> jax.Array:
     ``4e / ((1 + e)**2 * h)`` with ``e = exp(-2|x|)``, which has no cancellation near
     saturation (``1 - t*t`` loses every digit there to the rounding of ``t``)."""
     xf = x.astype(compute_dtype(x.dtype))
-    t = jnp.tanh(xf)
-    zero = jnp.zeros((), t.dtype)
-    t = jnp.where(jnp.abs(t) < jnp.finfo(t.dtype).tiny, zero, t)
-    # XLA on CPU drops NaN from large float max-reductions: NaN is put back explicitly.
-    m = jnp.where(jnp.any(jnp.isnan(t)), jnp.full((), jnp.nan, t.dtype), jnp.max(jnp.abs(t)))
+    t = _flushed_tanh(xf)
+    m = _max_abs(t)  # NaN if any t is (an integer reduction: XLA keeps the NaN)
     half_d = jnp.where(m == 0, jnp.full((), 0.5, t.dtype), m)
     e = jnp.exp(-2 * jnp.abs(xf))
     d1 = 1 + e
@@ -83,21 +79,12 @@ def larq_dorefa(x: jax.Array, bits: int | None = None) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class LarqDoReFa(Quantization):
+class LarqDoReFa(_DoReFa):
     """LarqDoReFa quantizer (registry key ``"larqdorefa"``, ``bits`` bits); see
     :func:`larq_dorefa`. ``bits``: an int in ``1..24``; ``None`` takes
     ``config.dorefa_bits`` when the object is built."""
 
     name: ClassVar[str] = "larqdorefa"
-    bits: int | None = None
-
-    def __post_init__(self) -> None:
-        bits = check_bits(config.dorefa_bits if self.bits is None else self.bits, self.name)
-        object.__setattr__(self, "bits", bits)
-
-    @property
-    def bit_width(self) -> int:  # type: ignore[override]
-        return self.bits  # type: ignore[return-value]
 
     def quantize(self, x: jax.Array) -> jax.Array:
         return larq_dorefa(x, self.bits)
