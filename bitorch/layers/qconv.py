@@ -28,6 +28,12 @@ BatchNorm, which has its own shift. ``bias=True`` is an extension here: the
 (full-precision) bias is added after the convolution and initialised as ``nn.ConvNd``
 does. ``padding_mode`` may only be ``"zeros"`` (the padding is always the constant
 ``pad_value``; 0.4.1 accepts the other modes and ignores them).
+
+``output_scale=True`` (an extension, keyword-only, the last argument) adds XNOR-Net's
+learnable per-output-channel scale: a parameter ``scale`` ``(out_channels,)`` initialised
+to ones, multiplied onto the convolution before the bias (``state_dict`` key ``scale``).
+``padding="same"`` needs stride 1 here, because ``nn.ConvNd`` refuses it with a larger
+stride; bitorch_jax's ``QConv`` also accepts it with any stride (``jax.lax``'s ``"SAME"``).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from torch.nn import init
 from bitorch.layers._util import InputActivation, PropertySetters, default, resolve_quantization
 from bitorch.layers.qactivation import QActivation, activation_arguments
 from bitorch.quantizations import Quantization
-from bitorch_common.validation import check_pad_value, explicit_padding
+from bitorch_common.validation import check_bool, check_pad_value, explicit_padding
 
 __all__ = [
     "QConv1d",
@@ -82,8 +88,10 @@ class _QConvNoAct(PropertySetters):
         dtype: torch.dtype | None = None,
         weight_quantization: str | Quantization | None = None,
         pad_value: float | None = None,
+        output_scale: bool = False,
     ) -> None:
         where = type(self).__name__
+        output_scale = check_bool(output_scale, "output_scale", where)
         if padding_mode != "zeros":
             raise TypeError(
                 f"{where}: padding_mode={padding_mode!r} is not supported: the input is always "
@@ -103,11 +111,18 @@ class _QConvNoAct(PropertySetters):
         self._pad = tuple(p for pair in reversed(pads) for p in pair)
         self._weight_quantize = weight_q
         self._pad_value = pad_value
+        self.scale = (
+            nn.Parameter(torch.ones(out_channels, device=device, dtype=self.weight.dtype))
+            if output_scale
+            else None
+        )
 
     def reset_parameters(self) -> None:
         """``xavier_normal_`` for the weight (bitorch 0.4.1); the optional bias as in
-        ``nn.ConvNd`` (uniform in ``+-1/sqrt(fan_in)``)."""
+        ``nn.ConvNd`` (uniform in ``+-1/sqrt(fan_in)``); the output ``scale`` to ones."""
         init.xavier_normal_(self.weight)
+        if getattr(self, "scale", None) is not None:
+            init.ones_(self.scale)
         if getattr(self, "bias", None) is not None:
             fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
             if fan_in:
@@ -148,8 +163,11 @@ class _QConvNoAct(PropertySetters):
             x = F.pad(x, self._pad, mode="constant", value=self.pad_value)
         weight = self.weight_quantization(self.weight)
         y = self._conv(x, weight, None, self.stride, 0, self.dilation, self.groups)
+        channel = (-1, *([1] * len(self.kernel_size)))
+        if self.scale is not None:
+            y = y * self.scale.view(channel)
         if self.bias is not None:
-            y = y + self.bias.view(-1, *([1] * len(self.kernel_size)))
+            y = y + self.bias.view(channel)
         return y
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 (0.4.1's name)
@@ -177,6 +195,7 @@ class _QConvBase(InputActivation, _QConvNoAct):
         weight_quantization: str | Quantization | None = None,
         gradient_cancellation_threshold: float | None = None,
         pad_value: float | None = None,
+        output_scale: bool = False,
     ) -> None:
         where = type(self).__name__
         activation = activation_arguments(
@@ -186,6 +205,7 @@ class _QConvBase(InputActivation, _QConvNoAct):
             in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
             padding_mode=padding_mode, device=device, dtype=dtype,
             weight_quantization=weight_quantization, pad_value=pad_value,
+            output_scale=output_scale,
         )  # fmt: skip
         self.activation = QActivation(*activation)
 

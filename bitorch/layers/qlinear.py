@@ -9,6 +9,7 @@ from torch.nn import functional as F
 from bitorch.layers._util import InputActivation, default, resolve_quantization
 from bitorch.layers.qactivation import QActivation, activation_arguments
 from bitorch.quantizations import Quantization
+from bitorch_common.validation import check_bool
 
 __all__ = ["QLinear", "QLinearBase"]
 
@@ -30,6 +31,11 @@ class QLinearBase(InputActivation, nn.Linear):
     ``nn.Linear``'s, initialised as there, so ``state_dict`` keys are ``weight`` and
     ``bias``; the bias is not quantized.
 
+    ``output_scale=True`` (an extension, keyword-only, after 0.4.1's arguments) adds
+    XNOR-Net's learnable per-output scale: a parameter ``scale`` ``(out_features,)``
+    initialised to ones, multiplied onto the product before the bias
+    (``y = (q_in(gc(x)) @ q_w(weight).T) * scale + bias``; ``state_dict`` key ``scale``).
+
     >>> layer = QLinear(3, 2, bias=False)
     >>> with torch.no_grad():
     ...     _ = layer.weight.copy_(torch.tensor([[0.2, -0.4, 0.1], [-0.3, 0.5, -0.6]]))
@@ -48,6 +54,7 @@ class QLinearBase(InputActivation, nn.Linear):
         input_quantization: str | Quantization | None = None,
         gradient_cancellation_threshold: float | None = None,
         weight_quantization: str | Quantization | None = None,
+        output_scale: bool = False,
     ) -> None:
         where = type(self).__name__
         # checked before anything is built, so a bad argument names this layer
@@ -55,12 +62,29 @@ class QLinearBase(InputActivation, nn.Linear):
             input_quantization, gradient_cancellation_threshold, where
         )
         weight_q = resolve_quantization(default(weight_quantization, "weight_quantization"), where)
+        output_scale = check_bool(output_scale, "output_scale", where)
         super().__init__(in_features, out_features, bias, device, dtype)
         self.weight_quantization = weight_q
         self.activation = QActivation(*activation)
+        self.scale = (
+            nn.Parameter(torch.ones(out_features, device=device, dtype=self.weight.dtype))
+            if output_scale
+            else None
+        )
+
+    def reset_parameters(self) -> None:
+        """``nn.Linear``'s initialisation; the output ``scale`` (if any) back to ones."""
+        super().reset_parameters()
+        if getattr(self, "scale", None) is not None:
+            nn.init.ones_(self.scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.activation(x), self.weight_quantization(self.weight), self.bias)
+        x = self.activation(x)
+        weight = self.weight_quantization(self.weight)
+        if self.scale is None:
+            return F.linear(x, weight, self.bias)
+        y = F.linear(x, weight) * self.scale
+        return y if self.bias is None else y + self.bias
 
 
 class QLinear(QLinearBase):

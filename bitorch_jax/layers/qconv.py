@@ -4,8 +4,9 @@ Mirror of :mod:`bitorch.layers.qconv` in Flax layout (input ``N, *spatial, C``; 
 ``*spatial, C_in / groups, C_out``). The input is quantized (after gradient
 cancellation), padded with ``pad_value`` (default ``-1.0``) by ``jnp.pad``, and convolved
 with the quantized kernel by a ``VALID`` ``jax.lax.conv_general_dilated``. The number of
-spatial dimensions is ``kernel.ndim - 2``. The bias, if given, is added after the
-convolution and is not quantized.
+spatial dimensions is ``kernel.ndim - 2``. An output scale and the bias, if given, are
+applied after the convolution (in that order) and are not quantized. ``"same"`` padding
+follows ``jax.lax``'s ``"SAME"`` for any stride (computed from the input's size).
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from bitorch_common.validation import (
     spatial_tuple,
 )
 from bitorch_jax.layers.qactivation import q_activation, resolve_quantization
+from bitorch_jax.layers.qlinear import (
+    check_channel_vector,
+    check_compute_dtype,
+    promote_operands,
+    scale_and_shift,
+)
 from bitorch_jax.quantizations import Quantization
 from bitorch_jax.quantizations.base import check_float_array
 
@@ -46,15 +53,21 @@ def q_conv(
     weight_quantization: str | Quantization = "sign",
     gradient_cancellation_threshold: float = 1.0,
     precision: Any = None,
+    dtype: Any = None,
+    preferred_element_type: Any = None,
+    scale: jax.Array | None = None,
 ) -> jax.Array:
     """bitorch's quantized convolution, N-d by the kernel's rank.
 
-    ``y = conv(pad(q_in(gc(x)), pad_value), q_w(kernel)) (+ bias)``. ``x`` is
+    ``y = conv(pad(q_in(gc(x)), pad_value), q_w(kernel)) (* scale) (+ bias)``. ``x`` is
     ``(N, *spatial, C_in)`` or unbatched ``(*spatial, C_in)``; ``kernel`` is
     ``(*kernel_size, C_in / feature_group_count, C_out)``; ``bias`` is ``(C_out,)`` or
-    ``None``. ``gc`` zeroes the gradient where ``|x| > gradient_cancellation_threshold``
-    (``0`` turns it off). Arrays of different float dtypes are promoted to their common
-    dtype. ``precision`` goes to the convolution (``HIGHEST`` on GPU rules out TF32).
+    ``None``; ``scale`` (XNOR-Net's per-output-channel scale) is ``(C_out,)`` or ``None``.
+    ``gc`` zeroes the gradient where ``|x| > gradient_cancellation_threshold`` (``0`` turns
+    it off). ``padding="same"`` (any case) is ``jax.lax``'s ``"SAME"`` for every stride,
+    padded with ``pad_value``. ``dtype``, ``precision`` and ``preferred_element_type`` as in
+    :func:`~bitorch_jax.layers.q_linear` (``None`` promotes the operands to their common
+    dtype; the last two go to ``jax.lax.conv_general_dilated``).
 
     >>> q_conv(jnp.array([[[0.3], [-0.2]]]), jnp.array([[[0.5]], [[-0.5]]]), padding=1)
     Array([[[-2.],
@@ -68,6 +81,10 @@ def q_conv(
     input_quantization = resolve_quantization(input_quantization, where)
     weight_quantization = resolve_quantization(weight_quantization, where)
     pad_value = check_pad_value(pad_value, where)
+    dtype = check_compute_dtype(dtype, "dtype", where)
+    preferred_element_type = check_compute_dtype(
+        preferred_element_type, "preferred_element_type", where
+    )
     if kernel.ndim < 3:
         raise ValueError(
             f"{where}: kernel must be (*kernel_size, in_features / groups, out_features) with "
@@ -81,12 +98,14 @@ def q_conv(
         raise ValueError(
             f"{where}: feature_group_count must be an int >= 1, got {feature_group_count!r}"
         )
-    pads = explicit_padding(padding, kernel_size, dilation, strides, where)
+    explicit_padding(padding, kernel_size, dilation, strides, where)  # checks the form
     if x.ndim not in (n + 1, n + 2):
         raise ValueError(
             f"{where}: a {n}-d kernel needs input (N, *spatial, C) or (*spatial, C) with "
             f"{n} spatial dimensions, got input shape {x.shape}"
         )
+    spatial = x.shape[-n - 1 : -1]
+    pads = explicit_padding(padding, kernel_size, dilation, strides, where, spatial)
     in_features, out_features = kernel.shape[-2] * feature_group_count, kernel.shape[-1]
     if x.shape[-1] != in_features:
         raise ValueError(
@@ -98,28 +117,23 @@ def q_conv(
             f"{where}: out_features {out_features} is not divisible by feature_group_count "
             f"{feature_group_count}"
         )
-    spatial = x.shape[-n - 1 : -1]
     for size, (lo, hi), k, d in zip(spatial, pads, kernel_size, dilation, strict=True):
         if size + lo + hi < d * (k - 1) + 1:
             raise ValueError(
                 f"{where}: padded input {tuple(spatial)} + padding {pads} is smaller than the "
                 f"dilated kernel {tuple(kernel_size)} (dilation {dilation})"
             )
-    arrays = [x, kernel]
-    if bias is not None:
-        bias = check_float_array(bias, where)
-        if bias.shape != (out_features,):
-            raise ValueError(f"{where}: bias must have shape ({out_features},), got {bias.shape}")
-        arrays.append(bias)
-    dtype = jnp.result_type(*arrays)
+    scale = check_channel_vector(scale, "scale", out_features, where)
+    bias = check_channel_vector(bias, "bias", out_features, where)
+    x, kernel, scale, bias = promote_operands((x, kernel, scale, bias), dtype)
 
     unbatched = x.ndim == n + 1
     if unbatched:
         x = x[None]
-    xq = q_activation(x.astype(dtype), input_quantization, threshold)
+    xq = q_activation(x, input_quantization, threshold)
     if any(p for pair in pads for p in pair):
         xq = jnp.pad(xq, ((0, 0), *pads, (0, 0)), constant_values=pad_value)
-    wq = weight_quantization(kernel.astype(dtype))
+    wq = weight_quantization(kernel)
     spatial_axes = tuple(range(1, n + 1))
     dimension_numbers = jax.lax.ConvDimensionNumbers(
         lhs_spec=(0, n + 1, *spatial_axes),
@@ -135,7 +149,7 @@ def q_conv(
         dimension_numbers=dimension_numbers,
         feature_group_count=feature_group_count,
         precision=precision,
+        preferred_element_type=preferred_element_type,
     )
-    if bias is not None:
-        y = y + bias.astype(dtype)
+    y = scale_and_shift(y, scale, bias)
     return y[0] if unbatched else y
