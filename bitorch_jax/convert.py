@@ -26,12 +26,17 @@ torch                                     Flax
 ``running_mean``/``running_var``          ``batch_stats`` ``mean``/``var``
 ``num_batches_tracked``                   dropped (Flax has no counter; see below)
 ``LayerNorm``/``GroupNorm`` ``weight``    ``scale``
+``QLinear``/``QConvNd`` ``scale`` (out,)  ``scale`` (``output_scale=True``; beside a
+                                          ``kernel``, so not a norm's ``weight``)
 ``Embedding``/``EmbeddingBag`` and        ``embedding (N, F)`` (no transpose; needs
 ``QEmbedding``/``QEmbeddingBag``          the ``nn.Module``, see below)
 ``weight (N, F)``
 ``Pact`` ``alpha`` (0-d)                  ``alpha`` (0-d)
 ``BEmbedding``/``BEmbeddingBag``          collection ``binary_weights``: ``weight``
 ``weight`` (bool)                         (bool; NNX ``BinaryWeight``)
+``RSign`` ``bias`` (C,)                   ``bias`` (C,)
+``RPReLU`` ``bias_in``/``slope``/         ``bias_in``/``slope``/``bias_out`` (same
+``bias_out`` (C,)                         names)
 ========================================  ============================================
 
 Module names: torch ``"features.0.weight"`` becomes Flax path ``("features", "0")`` and
@@ -166,6 +171,8 @@ def _supported_modules() -> tuple[type, ...]:
         *_embedding_modules(),
         bitorch_layers.Pact,
         bitorch_layers.BEmbedding,
+        bitorch_layers.RSign,
+        bitorch_layers.RPReLU,
     )
 
 
@@ -176,6 +183,8 @@ _COLLECTIONS = ("params", "batch_stats", BINARY_WEIGHTS)
 
 _BATCHNORM_TORCH = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
 _BATCHNORM_FLAX = {v: k for k, v in _BATCHNORM_TORCH.items()}
+#: RPReLU's parameters (ReActNet): the same names in torch and Flax, no transpose.
+_SAME_NAME = ("bias_in", "slope", "bias_out")
 _STATS = ("mean", "var")
 
 
@@ -310,7 +319,8 @@ def _state_dict_of(source: Any) -> Mapping[str, torch.Tensor]:
                     f"convert: module {name or '<root>'!r} of type {type(module).__name__} is "
                     f"not supported (supported: Linear, Conv1d/2d/3d and their quantized "
                     f"subclasses, BatchNorm, LayerNorm, GroupNorm, Embedding/EmbeddingBag "
-                    f"and their quantized subclasses, Pact, BEmbedding/BEmbeddingBag)"
+                    f"and their quantized subclasses, Pact, BEmbedding/BEmbeddingBag, RSign, "
+                    f"RPReLU)"
                 )
         return source.state_dict()
     if isinstance(source, (str, os.PathLike)):
@@ -368,17 +378,19 @@ def _torch_to_flat(
                 collection, name = BINARY_WEIGHTS, "weight"
             elif leaf == "alpha" and array.ndim == 0:  # Pact
                 name = "alpha"
+            elif leaf in _SAME_NAME:  # RPReLU
+                name = leaf
             elif leaf == "weight" and prefix in embeddings:  # (N, F) as it is
                 name = "embedding"
             elif leaf == "weight":
                 name = "scale" if array.ndim == 1 else "kernel"
                 if array.ndim >= 2:
                     array = _torch_weight_to_kernel(array)
-            elif leaf == "bias":
-                name = "bias"
+            elif leaf in ("bias", "scale"):  # scale: QLinear/QConv output_scale, (out,)
+                name = leaf
             else:
                 raise ValueError(
-                    f"convert: unsupported entry {where + leaf!r} (expected weight, bias, "
+                    f"convert: unsupported entry {where + leaf!r} (expected weight, bias, scale, "
                     f"running_mean, running_var, num_batches_tracked or a 0-d alpha)"
                 )
             flat[(collection, path, name)] = array
@@ -529,6 +541,7 @@ def _flat_to_torch(
         prefix = inverse.get(dotted, dotted)
         where = f"{prefix + '.' if prefix else ''}"
         is_batchnorm = any(leaf in _STATS for _, leaf in leaves)
+        has_kernel = any(leaf == "kernel" for _, leaf in leaves)
         for (collection, leaf), value in leaves.items():
             array = np.asarray(value)
             if collection == BINARY_WEIGHTS:
@@ -542,9 +555,11 @@ def _flat_to_torch(
                 name = _BATCHNORM_FLAX[leaf]
             elif leaf == "kernel":
                 name, array = "weight", _kernel_to_torch_weight(array)
+            elif leaf == "scale" and has_kernel:  # QLinear/QConv output_scale
+                name = "scale"
             elif leaf in ("scale", "embedding"):
                 name = "weight"
-            elif leaf in ("bias", "alpha"):
+            elif leaf in ("bias", "alpha", *_SAME_NAME):
                 name = leaf
             else:
                 raise ValueError(f"convert: unsupported Flax entry {dotted}.{leaf}")

@@ -109,6 +109,11 @@ ARRAY_NAMES: dict[str, str] = {
     "bias_grad": "bias grad",
     "alpha_grad": "alpha grad",
     "psw_grad": "per_sample_weights grad",
+    "scale_grad": "scale grad",  # QLinear/QConv output_scale
+    # ReActNet's RSign (bias, above) and RPReLU
+    "bias_in_grad": "bias_in grad",
+    "slope_grad": "slope grad",
+    "bias_out_grad": "bias_out grad",
 }
 
 
@@ -145,8 +150,10 @@ class LayerCase:
     @property
     def exact_forward(self) -> bool:
         """Both quantizers are 1-bit: outputs are exact sums of +-1 (and ``pad_value``)
-        products plus one bias addition, so they are equal bit for bit."""
-        return all(_bit_width(spec) == 1 for spec in (self.input_q, self.weight_q))
+        products plus one bias addition, so they are equal bit for bit. Not with an output
+        scale: XLA may fuse ``y * scale + bias`` into one FMA (one rounding, torch: two)."""
+        one_bit = all(_bit_width(spec) == 1 for spec in (self.input_q, self.weight_q))
+        return one_bit and not self.extra.get("output_scale")
 
     @property
     def layer(self) -> str:
@@ -173,6 +180,7 @@ class LayerCase:
             parts.append(f"pad_value={self.pad_value}")
         if self.n >= 0:
             parts.append(f"bias={self.bias}")
+            parts += [f"{key}={value!r}" for key, value in self.extra.items()]
             parts.append(f"weight={q(self.weight_q)}")
         parts.append(f"input={q(self.input_q)}")
         parts.append(f"threshold={self.threshold}")
@@ -247,6 +255,26 @@ CASES: list[LayerCase] = [
     LayerCase("activation-swishsign5", -1, threshold=1.3, input_q=("swishsign", {"beta": 5.0})),
 ]
 # fmt: on
+
+# ---- learnable output scales (issue 13, XNOR-Net's per-output-channel scale) ----------
+# ``extra={"output_scale": True}``: torch's and Flax's ``scale`` parameter (drawn
+# non-unit, both signs), multiplied onto the output before the bias; its gradient is
+# compared as "scale grad". (torch refuses padding="same" with a stride > 1, so the
+# Flax-only SAME-with-stride is tested against nnx.Conv in tests/jax/test_layer_dtypes.py.)
+# fmt: off
+CASES += [
+    LayerCase("linear-outputscale-bias", 0, 7, 5, batch=(4,), bias=True,
+              extra={"output_scale": True}),
+    LayerCase("linear-outputscale-approxsign-weightdorefa2", 0, 6, 3, batch=(2, 2),
+              threshold=0.5, input_q=("approxsign", {}), weight_q=("weightdorefa", {"bits": 2}),
+              extra={"output_scale": True}),
+    LayerCase("conv1d-outputscale-same-even-kernel-padvalue0.5", 1, 3, 4, (4,), (7,),
+              padding="same", pad_value=0.5, extra={"output_scale": True}),
+    LayerCase("conv2d-outputscale-stride2-groups2-bias", 2, 4, 6, (3, 2), (6, 7), stride=2,
+              padding=1, groups=2, bias=True, extra={"output_scale": True}),
+]
+# fmt: on
+# ---- end of the output-scale block -------------------------------------------------------
 CASE_IDS = [case.id for case in CASES]
 
 
@@ -321,6 +349,10 @@ def make_arrays(case: LayerCase, dtype: str, seed: int = 0) -> dict[str, np.ndar
         arrays["weight"] = w
         if case.bias:
             arrays["bias"] = rng.normal(size=case.out_features).astype(np_dtype)
+        if case.extra.get("output_scale"):
+            magnitude = rng.uniform(0.25, 2.0, size=case.out_features)
+            sign = np.where(np.arange(case.out_features) % 2, -1.0, 1.0)
+            arrays["scale"] = (magnitude * sign).astype(np_dtype)
         out_shape = _output_shape(case)
     arrays["g"] = rng.normal(scale=1.7, size=out_shape).astype(np_dtype)
     return arrays
@@ -343,6 +375,7 @@ def torch_layer(case: LayerCase, dtype: str, arrays: dict | None = None) -> torc
         "gradient_cancellation_threshold": case.threshold,
         "bias": case.bias,
         "dtype": torch_dtype,
+        **_scale_kwargs(case),
     }
     if case.n == 0:
         layer = QLinear(case.in_features, case.out_features, **common)
@@ -363,7 +396,14 @@ def torch_layer(case: LayerCase, dtype: str, arrays: dict | None = None) -> torc
             layer.weight.copy_(torch.from_numpy(arrays["weight"]))
             if case.bias:
                 layer.bias.copy_(torch.from_numpy(arrays["bias"]))
+            if "scale" in arrays:
+                layer.scale.copy_(torch.from_numpy(arrays["scale"]))
     return layer
+
+
+def _scale_kwargs(case: LayerCase) -> dict[str, Any]:
+    """``{"output_scale": True}`` for an output-scale case (the layers' keyword), else ``{}``."""
+    return {"output_scale": True} if case.extra.get("output_scale") else {}
 
 
 # ----------------------------------------------------------------------------- runners
@@ -383,6 +423,8 @@ def run_torch(
         result["weight_grad"] = on_device.weight.grad
         if case.bias:
             result["bias_grad"] = on_device.bias.grad
+        if on_device.scale is not None:
+            result["scale_grad"] = on_device.scale.grad
     result = {k: v.detach().cpu().numpy() for k, v in result.items()}
     return layer.cpu(), result
 
@@ -439,6 +481,8 @@ def _grads_to_torch(case: LayerCase, x_grad: Any, params_grad: dict) -> dict[str
         result["weight_grad"] = weights["weight"].numpy()
         if case.bias:
             result["bias_grad"] = weights["bias"].numpy()
+        if "scale" in weights:
+            result["scale_grad"] = weights["scale"].numpy()
     return result
 
 
@@ -467,7 +511,7 @@ def run_jax(
         layer_fn = functools.partial(q_linear if case.n == 0 else q_conv, **kwargs)
 
         def f(params: dict, x: jax.Array) -> jax.Array:
-            return layer_fn(x, params["kernel"], params.get("bias"))
+            return layer_fn(x, params["kernel"], params.get("bias"), scale=params.get("scale"))
 
     y, params_grad, x_grad = _forward_backward(f)(params, x, g)
     return {"y": from_flax_layout(case, y), **_grads_to_torch(case, x_grad, params_grad)}
@@ -488,7 +532,7 @@ def linen_module(case: LayerCase, dtype: str) -> Any:
     # linen checks given parameters against the initialiser's shape (``eval_shape``):
     # a zeros initialiser traces in no time, lecun_normal's tracing costs ~40 ms a layer
     common = {"use_bias": case.bias, "param_dtype": dtype, "kernel_init": _zeros_like_init,
-              "bias_init": _zeros_like_init, **kwargs}  # fmt: skip
+              "bias_init": _zeros_like_init, **_scale_kwargs(case), **kwargs}  # fmt: skip
     if case.n == 0:
         return qlinen.QDense(case.out_features, **common)
     return qlinen.QConv(case.out_features, case.kernel_size, **common)
@@ -509,6 +553,7 @@ def nnx_module(case: LayerCase, dtype: str) -> Any:
         "kernel_init": _zeros,
         "bias_init": _zeros,
         "rngs": nnx.Rngs(0),
+        **_scale_kwargs(case),
         **kwargs,
     }
     if case.n == 0:
@@ -956,6 +1001,22 @@ EXTRA_CASES: list[ExtraLayerCase] = [
                     "pad_value": 0.5}, shape=(2, 2, 4, 5), exact=False),
 ]
 # fmt: on
+# ----- ReActNet's RSign / RPReLU (torch channels on dim 1, Flax last; see the end of the file)
+# z = x + shift planted per channel at +-threshold, 0, just past the threshold; RSign also
+# sees +-inf and NaN; RPReLU slopes include negative ones.
+# fmt: off
+EXTRA_CASES += [
+    ExtraLayerCase("rsign-sign-threshold1", "RSign", {"in_channels": 4}, shape=(3, 4, 2, 3)),
+    ExtraLayerCase("rsign-approxsign-threshold0.5-2d", "RSign",
+                   {"in_channels": 5, "activation": "approxsign",
+                    "gradient_cancellation_threshold": 0.5}, shape=(7, 5)),
+    ExtraLayerCase("rsign-threshold0-1d", "RSign",
+                   {"in_channels": 3, "gradient_cancellation_threshold": 0.0}, shape=(2, 3, 6)),
+    ExtraLayerCase("rprelu-4d", "RPReLU", {"num_parameters": 4}, shape=(2, 4, 3, 3)),
+    ExtraLayerCase("rprelu-2d", "RPReLU", {"num_parameters": 6}, shape=(8, 6)),
+]
+# fmt: on
+# ----- end of ReActNet's cases
 EXTRA_CASE_IDS = [case.id for case in EXTRA_CASES]
 
 
@@ -1010,6 +1071,8 @@ def make_extra_arrays(case: ExtraLayerCase, dtype: str, seed: int = 0) -> dict[s
             w = rng.uniform(-1.5, 1.5, size=shape).astype(np_dtype)
             w.reshape(-1)[:2] = [0.0, -0.0]
             arrays["weight"] = w
+        if case.layer in _REACT_PARAMS:
+            _react_arrays(case, rng, np_dtype, arrays)
     with torch.no_grad():
         module = extra_torch_layer(case, dtype, arrays)
         y = _torch_extra_forward(case, module, _torch_inputs(arrays, "cpu"))
@@ -1022,7 +1085,7 @@ def extra_torch_layer(case: ExtraLayerCase, dtype: str, arrays: dict) -> torch.n
     torch_dtype = getattr(torch, dtype)
     cls = getattr(torch_layers, case.layer)
     kwargs = {k: _quantization_arg(k, v, torch_quantization) for k, v in case.kwargs.items()}
-    if case.is_embedding or case.layer.startswith("QConv"):
+    if case.is_embedding or case.layer.startswith("QConv") or case.layer in _REACT_PARAMS:
         kwargs["dtype"] = torch_dtype
     if case.layer == "BEmbeddingBag":
         with pytest_free_warnings():
@@ -1035,6 +1098,8 @@ def extra_torch_layer(case: ExtraLayerCase, dtype: str, arrays: dict) -> torch.n
             layer.alpha.copy_(torch.from_numpy(arrays["alpha"]))
         elif "weight" in arrays:
             layer.weight.copy_(torch.from_numpy(np.asarray(arrays["weight"])))
+        for name in _REACT_PARAMS.get(case.layer, ()):
+            getattr(layer, name).copy_(torch.from_numpy(arrays[name]))
     return layer
 
 
@@ -1085,6 +1150,8 @@ def run_torch_extra(
                             device=device)  # fmt: skip
         dense[on_device.unique] = on_device.unique_vectors.grad
         result["weight_grad"] = dense
+    elif case.layer in _REACT_PARAMS:
+        result.update({f"{n}_grad": getattr(on_device, n).grad for n in _REACT_PARAMS[case.layer]})
     elif case.layer != "PadModule":
         result["weight_grad"] = on_device.weight.grad
     arrays_out = {k: v.detach().cpu().numpy() for k, v in result.items()}
@@ -1098,6 +1165,8 @@ def _extra_flax_kwargs(case: ExtraLayerCase, dtype: str) -> dict[str, Any]:
         return dict(k)
     if case.layer == "Pact":
         return {"bits": k["bits"], "param_dtype": dtype}
+    if case.layer in _REACT_PARAMS:
+        return _react_flax_kwargs(case, dtype)
     if case.layer.startswith("QConv"):
         return {
             "padding": k["padding"],
@@ -1130,6 +1199,8 @@ _FLAX_NAMES = {
     "BEmbedding": "BEmbed",
     "BEmbeddingBag": "BEmbedBag",
     "QConv2d_NoAct": "QConv",
+    "RSign": "RSign",
+    "RPReLU": "RPReLU",
 }
 
 
@@ -1157,6 +1228,8 @@ def extra_nnx_module(case: ExtraLayerCase, dtype: str) -> Any:
         k = case.kwargs
         return cls(k["in_channels"], k["out_channels"], k["kernel_size"], **kwargs,
                    rngs=nnx.Rngs(0))  # fmt: skip
+    if case.layer in _REACT_PARAMS:
+        return cls(case.shape[1], **kwargs)
     return cls(**kwargs)
 
 
@@ -1185,13 +1258,16 @@ def _flax_extra_inputs(case: ExtraLayerCase, arrays: dict, device: Any) -> tuple
     return jax.device_put((diff, ints, g), device)
 
 
+_CHANNELS_FIRST = ("PadModule", "QConv2d_NoAct", "RSign", "RPReLU")
+
+
 def _to_channels_last(case: ExtraLayerCase, a: np.ndarray) -> np.ndarray:
-    return np.moveaxis(a, 1, -1) if case.layer in ("PadModule", "QConv2d_NoAct") else a
+    return np.moveaxis(a, 1, -1) if case.layer in _CHANNELS_FIRST else a
 
 
 def _from_channels_last(case: ExtraLayerCase, a: Any) -> np.ndarray:
     a = np.asarray(a)
-    return np.moveaxis(a, -1, 1) if case.layer in ("PadModule", "QConv2d_NoAct") else a
+    return np.moveaxis(a, -1, 1) if case.layer in _CHANNELS_FIRST else a
 
 
 def _flax_extra_call(case: ExtraLayerCase, call: Callable[..., Any], diff: dict, ints: dict) -> Any:
@@ -1260,6 +1336,8 @@ def run_flax_extra(
             back = linen_to_torch({"params": params_grad})
             if "alpha" in back:
                 result["alpha_grad"] = back["alpha"].numpy()
+            elif case.layer in _REACT_PARAMS:
+                result.update({f"{n}_grad": back[n].numpy() for n in _REACT_PARAMS[case.layer]})
             else:
                 result["weight_grad"] = back["weight"].numpy()
         results[name] = result
@@ -1281,3 +1359,52 @@ def check_gradients_flow(result: ParityResult, runs: dict[str, dict]) -> None:
         for key, value in run.items():
             if key != "y" and not np.any(np.nan_to_num(np.asarray(value)) != 0):
                 result.problems.append(f"{name} {ARRAY_NAMES[key]} is all zero: checks nothing")
+
+
+# ----------------------------------------------------------------------------- ReActNet
+
+#: The per-channel parameters of ReActNet's layers, by torch class name (same names in Flax).
+_REACT_PARAMS: dict[str, tuple[str, ...]] = {
+    "RSign": ("bias",),
+    "RPReLU": ("bias_in", "slope", "bias_out"),
+}
+
+
+def _react_arrays(
+    case: ExtraLayerCase, rng: np.random.Generator, np_dtype: np.dtype, arrays: dict
+) -> None:
+    """Parameters of an RSign/RPReLU case, and ``x`` planted so that ``z = x + shift``
+    hits the corner values in every channel (exactly: the shifts are dyadic)."""
+    x = arrays["x"]
+    channels = x.shape[1]
+    for name in _REACT_PARAMS[case.layer]:
+        if name == "slope":  # negative slopes too
+            value = rng.uniform(-0.5, 1.0, size=channels)
+        elif name == "bias_out":
+            value = rng.normal(size=channels)
+        else:  # the shift before the sign / the PReLU
+            value = np.resize([0.5, -0.25, 0.0, -1.0, 0.75, 0.125], channels)
+        arrays[name] = np.asarray(value, np_dtype)
+    t = np_dtype.type(case.kwargs.get("gradient_cancellation_threshold", 1.0))
+    if case.layer == "RPReLU":
+        t = np_dtype.type(0.5)
+    zs = np.array([t, -t, 0.0, np.nextafter(t, np_dtype.type(np.inf)), -3.0], np_dtype)
+    shift = arrays["bias" if case.layer == "RSign" else "bias_in"]
+    positions = np.moveaxis(np.arange(x.size).reshape(x.shape), 1, 0)
+    flat = x.reshape(-1)
+    for c in range(channels):
+        where = positions[c].reshape(-1)[1:][-len(zs) :]  # the first element keeps its value
+        flat[where] = zs[-len(where) :] - shift[c]
+    if case.layer == "RSign":
+        flat[4:7] = [np.inf, -np.inf, np.nan]
+
+
+def _react_flax_kwargs(case: ExtraLayerCase, dtype: str) -> dict[str, Any]:
+    """The linen/NNX keyword arguments of an RSign/RPReLU case (torch's ``None``
+    defaults are the layer config's: ``"sign"`` and 1.0)."""
+    kwargs: dict[str, Any] = {"param_dtype": dtype}
+    if case.layer == "RSign":
+        kwargs["activation"] = case.kwargs.get("activation") or "sign"
+        threshold = case.kwargs.get("gradient_cancellation_threshold")
+        kwargs["gradient_cancellation_threshold"] = 1.0 if threshold is None else threshold
+    return kwargs

@@ -35,6 +35,7 @@ from bitorch.layers.qconv import (
 )
 from bitorch.layers.qembedding import QEmbedding, QEmbeddingBag
 from bitorch.layers.qlinear import QLinear, QLinearBase
+from bitorch.layers.react import RPReLU, RSign  # ReActNet (not in bitorch 0.4.1)
 
 # bitorch 0.4.1's submodule paths (bitorch.layers.qconv2d, ...)
 from bitorch.layers import qconv1d, qconv2d, qconv3d  # noqa: E402,F401,I001  isort: skip
@@ -65,4 +66,7 @@ __all__ = [
     "BEmbeddingBag",
     "GradientCancellation",
     "gradient_cancellation",
+    # ReActNet's activations (not in bitorch 0.4.1)
+    "RSign",
+    "RPReLU",
 ]

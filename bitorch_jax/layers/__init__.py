@@ -13,6 +13,7 @@ from bitorch_jax.layers.qactivation import gradient_cancellation, q_activation
 from bitorch_jax.layers.qconv import q_conv
 from bitorch_jax.layers.qembedding import q_embedding, q_embedding_bag
 from bitorch_jax.layers.qlinear import q_linear
+from bitorch_jax.layers.react import rprelu, rsign
 
 __all__ = [
     "gradient_cancellation",
@@ -27,6 +28,8 @@ __all__ = [
     "b_embedding",
     "b_embedding_bag",
     "binary_weight_update",
+    "rsign",
+    "rprelu",
     "linen",
     "nnx",
 ]

@@ -36,7 +36,8 @@ from bitorch_jax.layers.pad import pad_2d
 from bitorch_jax.layers.qactivation import q_activation, resolve_quantization
 from bitorch_jax.layers.qconv import PaddingLike, q_conv
 from bitorch_jax.layers.qembedding import q_embedding, q_embedding_bag
-from bitorch_jax.layers.qlinear import q_linear
+from bitorch_jax.layers.qlinear import check_compute_dtype, q_linear
+from bitorch_jax.layers.react import rprelu, rsign
 from bitorch_jax.quantizations import Quantization
 
 __all__ = [
@@ -52,6 +53,8 @@ __all__ = [
     "BINARY_WEIGHTS",
     "embedding_init",
     "random_bits_init",
+    "RSign",
+    "RPReLU",
 ]
 
 
@@ -90,9 +93,13 @@ class QDense(nn.Module):
     """bitorch's ``QLinear`` for linen: ``q_in(gc(x)) @ q_w(kernel) + bias``.
 
     The math is :func:`bitorch_jax.layers.q_linear`. Parameters: ``kernel``
-    ``(in_features, features)`` and, with ``use_bias``, ``bias`` ``(features,)``.
-    Everything after ``features`` is keyword-only. ``gradient_cancellation_threshold=0``
-    turns gradient cancellation off.
+    ``(in_features, features)``, with ``use_bias`` ``bias`` ``(features,)``, and with
+    ``output_scale`` XNOR-Net's learnable per-output ``scale`` ``(features,)`` (ones),
+    multiplied onto the output before the bias. Everything after ``features`` is
+    keyword-only. ``gradient_cancellation_threshold=0`` turns gradient cancellation off.
+    ``dtype`` (``None``: promote input and parameters), ``param_dtype``, ``precision``
+    and ``preferred_element_type`` (e.g. ``jnp.float32``: exact sums of bfloat16 +-1
+    products) mean what they mean in ``nn.Dense``.
 
     >>> layer = QDense(2, use_bias=False)
     >>> variables = {"params": {"kernel": jnp.array([[0.2, -0.3], [-0.4, 0.5], [0.1, -0.6]])}}
@@ -105,15 +112,20 @@ class QDense(nn.Module):
     input_quantization: str | Quantization = _kw("sign")
     weight_quantization: str | Quantization = _kw("sign")
     gradient_cancellation_threshold: float = _kw(1.0)
+    output_scale: bool = _kw(False)
+    dtype: Any = _kw(None)
     param_dtype: Any = _kw(jnp.float32)
     precision: Any = _kw(None)
+    preferred_element_type: Any = _kw(None)
     kernel_init: Callable[..., jax.Array] = _kw(nn.initializers.lecun_normal())
     bias_init: Callable[..., jax.Array] = _kw(nn.initializers.zeros_init())
+    scale_init: Callable[..., jax.Array] = _kw(nn.initializers.ones_init())
 
     def __post_init__(self) -> None:
         check_threshold(self.gradient_cancellation_threshold, "QDense")
         resolve_quantization(self.input_quantization, "QDense")
         resolve_quantization(self.weight_quantization, "QDense")
+        _check_dtypes(self, "QDense")
         super().__post_init__()
 
     @nn.compact
@@ -121,9 +133,7 @@ class QDense(nn.Module):
         kernel = self.param(
             "kernel", self.kernel_init, (jnp.shape(x)[-1], self.features), self.param_dtype
         )
-        bias = None
-        if self.use_bias:
-            bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+        bias, scale = _bias_and_scale(self)
         return q_linear(
             x,
             kernel,
@@ -132,7 +142,30 @@ class QDense(nn.Module):
             weight_quantization=self.weight_quantization,
             gradient_cancellation_threshold=self.gradient_cancellation_threshold,
             precision=self.precision,
+            dtype=self.dtype,
+            preferred_element_type=self.preferred_element_type,
+            scale=scale,
         )
+
+
+def _check_dtypes(module: Any, where: str) -> None:
+    """The dtype hyperparameters and ``output_scale`` of a quantized linen layer."""
+    check_bool(module.output_scale, "output_scale", where)
+    check_compute_dtype(module.dtype, "dtype", where)
+    check_compute_dtype(module.param_dtype, "param_dtype", where)
+    check_compute_dtype(module.preferred_element_type, "preferred_element_type", where)
+
+
+def _bias_and_scale(module: Any) -> tuple[jax.Array | None, jax.Array | None]:
+    """The ``bias`` and ``scale`` parameters of a quantized linen layer (``None`` when off);
+    call inside its compact ``__call__``."""
+    shape = (module.features,)
+    bias = scale = None
+    if module.use_bias:
+        bias = module.param("bias", module.bias_init, shape, module.param_dtype)
+    if module.output_scale:
+        scale = module.param("scale", module.scale_init, shape, module.param_dtype)
+    return bias, scale
 
 
 class QConv(nn.Module):
@@ -142,9 +175,12 @@ class QConv(nn.Module):
     unbatched) is quantized after gradient cancellation, padded with ``pad_value``, and
     convolved (VALID) with the quantized kernel ``(*kernel_size, C_in / groups, features)``.
     ``padding`` is an int, ints, ``(before, after)`` pairs, ``"same"`` or ``"valid"``, and
-    defaults to ``0`` as in bitorch (not Flax's ``"SAME"``); ``use_bias`` defaults to
-    ``False`` (see :mod:`bitorch.layers.qconv`). Everything after ``kernel_size`` is
-    keyword-only.
+    defaults to ``0`` as in bitorch (not Flax's ``"SAME"``; ``"same"`` is ``lax``'s
+    ``"SAME"`` for any stride, padded with ``pad_value``); ``use_bias`` defaults to
+    ``False`` (see :mod:`bitorch.layers.qconv`). ``output_scale`` adds XNOR-Net's learnable
+    per-output-channel ``scale`` ``(features,)`` (ones), applied before the bias; ``dtype``,
+    ``param_dtype``, ``precision`` and ``preferred_element_type`` as in ``nn.Conv``.
+    Everything after ``kernel_size`` is keyword-only.
 
     >>> layer = QConv(1, (2,), padding=1)
     >>> variables = {"params": {"kernel": jnp.array([[[0.5]], [[-0.5]]])}}
@@ -163,10 +199,14 @@ class QConv(nn.Module):
     input_quantization: str | Quantization = _kw("sign")
     weight_quantization: str | Quantization = _kw("sign")
     gradient_cancellation_threshold: float = _kw(1.0)
+    output_scale: bool = _kw(False)
+    dtype: Any = _kw(None)
     param_dtype: Any = _kw(jnp.float32)
     precision: Any = _kw(None)
+    preferred_element_type: Any = _kw(None)
     kernel_init: Callable[..., jax.Array] = _kw(nn.initializers.lecun_normal())
     bias_init: Callable[..., jax.Array] = _kw(nn.initializers.zeros_init())
+    scale_init: Callable[..., jax.Array] = _kw(nn.initializers.ones_init())
 
     def __post_init__(self) -> None:
         kernel_size = check_kernel_size(self.kernel_size, "QConv")
@@ -178,6 +218,7 @@ class QConv(nn.Module):
         check_threshold(self.gradient_cancellation_threshold, "QConv")
         resolve_quantization(self.input_quantization, "QConv")
         resolve_quantization(self.weight_quantization, "QConv")
+        _check_dtypes(self, "QConv")
         super().__post_init__()
 
     @nn.compact
@@ -191,9 +232,7 @@ class QConv(nn.Module):
             )
         shape = (*self.kernel_size, in_features // groups, self.features)
         kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
-        bias = None
-        if self.use_bias:
-            bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+        bias, scale = _bias_and_scale(self)
         return q_conv(
             x,
             kernel,
@@ -207,6 +246,9 @@ class QConv(nn.Module):
             weight_quantization=self.weight_quantization,
             gradient_cancellation_threshold=self.gradient_cancellation_threshold,
             precision=self.precision,
+            dtype=self.dtype,
+            preferred_element_type=self.preferred_element_type,
+            scale=scale,
         )
 
 
@@ -442,3 +484,63 @@ class BEmbedBag(BEmbed):
     ) -> jax.Array:
         table = self.vectors() if vectors is None else vectors
         return b_embedding_bag(indices, offsets, table, mode=self.mode)
+
+
+# ----------------------------------------------------------------------------- ReActNet
+# RSign and RPReLU (ReActNet; not in bitorch 0.4.1): the math is bitorch_jax.layers.react.
+
+
+class RSign(nn.Module):
+    """ReActNet's RSign for linen: ``q(x + bias)`` with a learnable per-channel ``bias``
+    (last axis, ``(C,)``, zeros), :func:`bitorch_jax.layers.rsign`. ``activation`` and
+    ``gradient_cancellation_threshold`` as :class:`QActivation`'s.
+
+    >>> variables = {"params": {"bias": jnp.array([-0.5, 0.5])}}
+    >>> RSign().apply(variables, jnp.array([[0.3, -0.2]]))
+    Array([[-1.,  1.]], dtype=float32)
+    """
+
+    activation: str | Quantization = _kw("sign")
+    gradient_cancellation_threshold: float = _kw(1.0)
+    param_dtype: Any = _kw(jnp.float32)
+    bias_init: Callable[..., jax.Array] = _kw(nn.initializers.zeros_init())
+
+    def __post_init__(self) -> None:
+        check_threshold(self.gradient_cancellation_threshold, "RSign")
+        resolve_quantization(self.activation, "RSign")
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        channels = jnp.shape(x)[-1] if jnp.ndim(x) else 0
+        bias = self.param("bias", self.bias_init, (channels,), self.param_dtype)
+        return rsign(
+            x,
+            bias,
+            quantization=self.activation,
+            gradient_cancellation_threshold=self.gradient_cancellation_threshold,
+        )
+
+
+class RPReLU(nn.Module):
+    """ReActNet's RPReLU for linen: ``prelu(x + bias_in; slope) + bias_out``
+    (:func:`bitorch_jax.layers.rprelu`), parameters per channel (last axis, ``(C,)``):
+    ``bias_in`` (zeros), ``slope`` (0.25, torch's ``PReLU`` default), ``bias_out``
+    (zeros).
+
+    >>> RPReLU().init_with_output(jax.random.key(0), jnp.array([[1.0, -2.0]]))[0]
+    Array([[ 1. , -0.5]], dtype=float32)
+    """
+
+    param_dtype: Any = _kw(jnp.float32)
+    bias_in_init: Callable[..., jax.Array] = _kw(nn.initializers.zeros_init())
+    slope_init: Callable[..., jax.Array] = _kw(nn.initializers.constant(0.25))
+    bias_out_init: Callable[..., jax.Array] = _kw(nn.initializers.zeros_init())
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        shape = (jnp.shape(x)[-1] if jnp.ndim(x) else 0,)
+        bias_in = self.param("bias_in", self.bias_in_init, shape, self.param_dtype)
+        slope = self.param("slope", self.slope_init, shape, self.param_dtype)
+        bias_out = self.param("bias_out", self.bias_out_init, shape, self.param_dtype)
+        return rprelu(x, bias_in, slope, bias_out)

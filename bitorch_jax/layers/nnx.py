@@ -35,7 +35,8 @@ from bitorch_jax.layers.pad import pad_2d
 from bitorch_jax.layers.qactivation import q_activation, resolve_quantization
 from bitorch_jax.layers.qconv import PaddingLike, q_conv
 from bitorch_jax.layers.qembedding import q_embedding, q_embedding_bag
-from bitorch_jax.layers.qlinear import q_linear
+from bitorch_jax.layers.qlinear import check_compute_dtype, q_linear
+from bitorch_jax.layers.react import rprelu, rsign
 from bitorch_jax.quantizations import Quantization
 
 __all__ = [
@@ -49,10 +50,13 @@ __all__ = [
     "BEmbed",
     "BEmbedBag",
     "BinaryWeight",
+    "RSign",
+    "RPReLU",
 ]
 
 _LECUN_NORMAL = nnx.initializers.lecun_normal()
 _ZEROS = nnx.initializers.zeros_init()
+_ONES = nnx.initializers.ones_init()
 
 
 class QActivation(nnx.Module):
@@ -86,8 +90,13 @@ class QLinear(nnx.Module):
     """bitorch's ``QLinear`` for NNX: ``q_in(gc(x)) @ q_w(kernel) + bias``.
 
     The math is :func:`bitorch_jax.layers.q_linear`. Parameters: ``kernel``
-    ``(in_features, out_features)`` and, with ``use_bias``, ``bias`` ``(out_features,)``.
-    ``gradient_cancellation_threshold=0`` turns gradient cancellation off.
+    ``(in_features, out_features)``, with ``use_bias`` ``bias`` ``(out_features,)``, and
+    with ``output_scale`` XNOR-Net's learnable per-output ``scale`` ``(out_features,)``
+    (ones), multiplied onto the output before the bias.
+    ``gradient_cancellation_threshold=0`` turns gradient cancellation off. ``dtype``
+    (``None``: promote input and parameters), ``param_dtype``, ``precision`` and
+    ``preferred_element_type`` (e.g. ``jnp.float32``: exact sums of bfloat16 +-1 products)
+    mean what they mean in ``nnx.Linear``.
 
     >>> layer = QLinear(3, 2, use_bias=False, rngs=nnx.Rngs(0))
     >>> layer.kernel[...] = jnp.array([[0.2, -0.3], [-0.4, 0.5], [0.1, -0.6]])
@@ -104,10 +113,14 @@ class QLinear(nnx.Module):
         input_quantization: str | Quantization = "sign",
         weight_quantization: str | Quantization = "sign",
         gradient_cancellation_threshold: float = 1.0,
+        output_scale: bool = False,
+        dtype: Any = None,
         param_dtype: Any = jnp.float32,
         precision: Any = None,
+        preferred_element_type: Any = None,
         kernel_init: Callable[..., jax.Array] = _LECUN_NORMAL,
         bias_init: Callable[..., jax.Array] = _ZEROS,
+        scale_init: Callable[..., jax.Array] = _ONES,
         rngs: nnx.Rngs,
     ) -> None:
         self.in_features = check_positive_int(in_features, "in_features", "QLinear")
@@ -117,12 +130,12 @@ class QLinear(nnx.Module):
         self.gradient_cancellation_threshold = check_threshold(
             gradient_cancellation_threshold, "QLinear"
         )
-        self.precision = precision
+        _set_dtypes(self, dtype, param_dtype, precision, preferred_element_type, "QLinear")
         self.kernel = nnx.Param(
             kernel_init(rngs.params(), (in_features, out_features), param_dtype)
         )
-        self.bias = (
-            nnx.Param(bias_init(rngs.params(), (out_features,), param_dtype)) if use_bias else None
+        _set_bias_and_scale(
+            self, use_bias, output_scale, bias_init, scale_init, out_features, rngs, "QLinear"
         )
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -134,7 +147,37 @@ class QLinear(nnx.Module):
             weight_quantization=self.weight_quantization,
             gradient_cancellation_threshold=self.gradient_cancellation_threshold,
             precision=self.precision,
+            dtype=self.dtype,
+            preferred_element_type=self.preferred_element_type,
+            scale=None if self.scale is None else self.scale[...],
         )
+
+
+def _set_dtypes(
+    module: Any, dtype: Any, param_dtype: Any, precision: Any, preferred: Any, where: str
+) -> None:
+    """Check and store the dtype hyperparameters of a quantized NNX layer."""
+    module.dtype = check_compute_dtype(dtype, "dtype", where)
+    module.param_dtype = check_compute_dtype(param_dtype, "param_dtype", where)
+    module.precision = precision
+    module.preferred_element_type = check_compute_dtype(preferred, "preferred_element_type", where)
+
+
+def _set_bias_and_scale(
+    module: Any,
+    use_bias: bool,
+    output_scale: bool,
+    bias_init: Callable[..., jax.Array],
+    scale_init: Callable[..., jax.Array],
+    features: int,
+    rngs: nnx.Rngs,
+    where: str,
+) -> None:
+    """``module.bias`` and ``module.scale``: ``(features,)`` ``Param``s or ``None``."""
+    check_bool(output_scale, "output_scale", where)
+    shape, dtype = (features,), module.param_dtype
+    module.bias = nnx.Param(bias_init(rngs.params(), shape, dtype)) if use_bias else None
+    module.scale = nnx.Param(scale_init(rngs.params(), shape, dtype)) if output_scale else None
 
 
 class QConv(nnx.Module):
@@ -144,8 +187,12 @@ class QConv(nnx.Module):
     unbatched) is quantized after gradient cancellation, padded with ``pad_value``, and
     convolved (VALID) with the quantized kernel
     ``(*kernel_size, in_features / groups, out_features)``. ``padding`` is an int, ints,
-    ``(before, after)`` pairs, ``"same"`` or ``"valid"``, default ``0`` as in bitorch;
-    ``use_bias`` defaults to ``False`` (see :mod:`bitorch.layers.qconv`).
+    ``(before, after)`` pairs, ``"same"`` or ``"valid"``, default ``0`` as in bitorch
+    (``"same"`` is ``lax``'s ``"SAME"`` for any stride, padded with ``pad_value``);
+    ``use_bias`` defaults to ``False`` (see :mod:`bitorch.layers.qconv`). ``output_scale``
+    adds XNOR-Net's learnable per-output-channel ``scale`` ``(out_features,)`` (ones),
+    applied before the bias; ``dtype``, ``param_dtype``, ``precision`` and
+    ``preferred_element_type`` as in ``nnx.Conv``.
 
     >>> conv = QConv(1, 1, (2,), padding=1, rngs=nnx.Rngs(0))
     >>> conv.kernel[...] = jnp.array([[[0.5]], [[-0.5]]])
@@ -168,10 +215,14 @@ class QConv(nnx.Module):
         input_quantization: str | Quantization = "sign",
         weight_quantization: str | Quantization = "sign",
         gradient_cancellation_threshold: float = 1.0,
+        output_scale: bool = False,
+        dtype: Any = None,
         param_dtype: Any = jnp.float32,
         precision: Any = None,
+        preferred_element_type: Any = None,
         kernel_init: Callable[..., jax.Array] = _LECUN_NORMAL,
         bias_init: Callable[..., jax.Array] = _ZEROS,
+        scale_init: Callable[..., jax.Array] = _ONES,
         rngs: nnx.Rngs,
     ) -> None:
         where = "QConv"
@@ -186,9 +237,11 @@ class QConv(nnx.Module):
         self.kernel_dilation = spatial_tuple(
             kernel_dilation, n, "kernel_dilation", where, minimum=1
         )
-        self.padding = explicit_padding(
+        pads = explicit_padding(
             padding, self.kernel_size, self.kernel_dilation, self.strides, where
         )
+        # "same" with a stride > 1 depends on the input's size: resolved by q_conv per call
+        self.padding = "same" if pads is None else pads
         self.in_features = check_positive_int(in_features, "in_features", where)
         self.out_features = check_positive_int(out_features, "out_features", where)
         groups = check_positive_int(feature_group_count, "feature_group_count", where)
@@ -204,11 +257,11 @@ class QConv(nnx.Module):
         self.gradient_cancellation_threshold = check_threshold(
             gradient_cancellation_threshold, where
         )
-        self.precision = precision
+        _set_dtypes(self, dtype, param_dtype, precision, preferred_element_type, where)
         shape = (*self.kernel_size, in_features // groups, out_features)
         self.kernel = nnx.Param(kernel_init(rngs.params(), shape, param_dtype))
-        self.bias = (
-            nnx.Param(bias_init(rngs.params(), (out_features,), param_dtype)) if use_bias else None
+        _set_bias_and_scale(
+            self, use_bias, output_scale, bias_init, scale_init, out_features, rngs, where
         )
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -225,6 +278,9 @@ class QConv(nnx.Module):
             weight_quantization=self.weight_quantization,
             gradient_cancellation_threshold=self.gradient_cancellation_threshold,
             precision=self.precision,
+            dtype=self.dtype,
+            preferred_element_type=self.preferred_element_type,
+            scale=None if self.scale is None else self.scale[...],
         )
 
 
@@ -484,3 +540,84 @@ class BEmbedBag(BEmbed):
     ) -> jax.Array:
         table = self.vectors() if vectors is None else vectors
         return b_embedding_bag(indices, offsets, table, mode=self.mode)
+
+
+# ----------------------------------------------------------------------------- ReActNet
+# RSign and RPReLU (ReActNet; not in bitorch 0.4.1): the math is bitorch_jax.layers.react.
+
+
+def _init_key(rngs: nnx.Rngs | None) -> jax.Array | None:
+    """A key for a parameter initialiser: ``None`` without ``rngs`` (enough for the
+    constant defaults; a random initialiser needs ``rngs``)."""
+    return None if rngs is None else rngs.params()
+
+
+class RSign(nnx.Module):
+    """ReActNet's RSign for NNX: ``q(x + bias)`` with a learnable per-channel ``bias``
+    ``(num_features,)`` on the last axis (zeros), :func:`bitorch_jax.layers.rsign`.
+    ``activation`` and ``gradient_cancellation_threshold`` as :class:`QActivation`'s;
+    ``rngs`` is only needed by a random ``bias_init``.
+
+    >>> layer = RSign(2)
+    >>> layer.bias[...] = jnp.array([-0.5, 0.5])
+    >>> layer(jnp.array([[0.3, -0.2]]))
+    Array([[-1.,  1.]], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        *,
+        activation: str | Quantization = "sign",
+        gradient_cancellation_threshold: float = 1.0,
+        param_dtype: Any = jnp.float32,
+        bias_init: Callable[..., jax.Array] = _ZEROS,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        self.num_features = check_positive_int(num_features, "num_features", "RSign")
+        self.activation = resolve_quantization(activation, "RSign")
+        self.gradient_cancellation_threshold = check_threshold(
+            gradient_cancellation_threshold, "RSign"
+        )
+        self.bias = nnx.Param(bias_init(_init_key(rngs), (num_features,), param_dtype))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return rsign(
+            x,
+            self.bias[...],
+            quantization=self.activation,
+            gradient_cancellation_threshold=self.gradient_cancellation_threshold,
+        )
+
+
+_PRELU_SLOPE = nnx.initializers.constant(0.25)  # torch's nn.PReLU default
+
+
+class RPReLU(nnx.Module):
+    """ReActNet's RPReLU for NNX: ``prelu(x + bias_in; slope) + bias_out``
+    (:func:`bitorch_jax.layers.rprelu`), parameters ``(num_features,)`` on the last axis:
+    ``bias_in`` (zeros), ``slope`` (0.25, torch's ``PReLU`` default), ``bias_out``
+    (zeros). ``rngs`` is only needed by a random initialiser.
+
+    >>> RPReLU(2)(jnp.array([[1.0, -2.0]]))
+    Array([[ 1. , -0.5]], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        *,
+        param_dtype: Any = jnp.float32,
+        bias_in_init: Callable[..., jax.Array] = _ZEROS,
+        slope_init: Callable[..., jax.Array] = _PRELU_SLOPE,
+        bias_out_init: Callable[..., jax.Array] = _ZEROS,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        self.num_features = check_positive_int(num_features, "num_features", "RPReLU")
+        shape = (num_features,)
+        self.bias_in = nnx.Param(bias_in_init(_init_key(rngs), shape, param_dtype))
+        self.slope = nnx.Param(slope_init(_init_key(rngs), shape, param_dtype))
+        self.bias_out = nnx.Param(bias_out_init(_init_key(rngs), shape, param_dtype))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return rprelu(x, self.bias_in[...], self.slope[...], self.bias_out[...])

@@ -76,7 +76,7 @@ def test_linen_and_nnx_match_torch(case: ExtraLayerCase, dtype: str) -> None:
 def test_the_table_covers_every_layer_and_variant() -> None:
     layers = {c.layer for c in EXTRA_CASES}
     assert layers == {"PadModule", "Pact", "QEmbedding", "QEmbeddingBag", "BEmbedding",
-                      "BEmbeddingBag", "QConv2d_NoAct"}  # fmt: skip
+                      "BEmbeddingBag", "QConv2d_NoAct", "RSign", "RPReLU"}  # fmt: skip
     bags = [c.kwargs for c in EXTRA_CASES if c.layer == "QEmbeddingBag"]
     assert {k["mode"] for k in bags} == {"sum", "mean", "max"}
     assert any(k.get("include_last_offset") for k in bags) and any(c.psw for c in EXTRA_CASES)
