@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,6 +41,7 @@ __all__ = [
     "spatial_tuple",
     "check_kernel_size",
     "explicit_padding",
+    "same_padding",
     "check_bool",
     "check_unit_scale",
     "check_progressive_alpha",
@@ -76,13 +78,22 @@ def check_bits(bits: Any, where: str) -> int:
     return int(bits)
 
 
-def check_beta(beta: Any, where: str) -> float:
-    """SwishSign's ``beta``: a real number (Python or NumPy scalar), finite and ``> 0``."""
-    if not is_real(beta):
+def check_beta(beta: Any, where: str) -> Any:
+    """SwishSign's ``beta``: a real number (Python or NumPy scalar), finite and ``> 0``.
+
+    A 0-d JAX array (see :func:`read_scalar`) is checked by the same rules and returned
+    as a float, an ``nnx.Variable`` holding one as the variable itself; a traced one is
+    returned unchecked (its rule is enforced at run time, SPEC.md "Traced
+    hyperparameters").
+    """
+    value = read_scalar(beta, "beta", where)
+    if value is TRACED:
+        return beta
+    if not is_real(value):
         raise TypeError(f"{where}: beta must be a real number, got {_type_name(beta)} {beta!r}")
-    if not (math.isfinite(beta) and beta > 0):
-        raise ValueError(f"{where}: beta must be finite and > 0, got {float(beta)!r}")
-    return float(beta)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{where}: beta must be finite and > 0, got {float(value)!r}")
+    return beta if unwrap_variable(beta) is not beta else float(value)
 
 
 def check_non_negative_real(value: Any, name: str, where: str) -> float:
@@ -94,19 +105,95 @@ def check_non_negative_real(value: Any, name: str, where: str) -> float:
     return float(value)
 
 
-def check_threshold(threshold: Any, where: str) -> float:
-    """A gradient-cancellation threshold: a real number, finite and ``>= 0`` (0 = off)."""
-    if not is_real(threshold):
+# --------------------------------------------------------------------------- traced hyperparameters
+# A float hyperparameter of bitorch_jax may be a 0-d JAX array, also a traced one (an
+# annealing schedule that compiles once; SPEC.md "Traced hyperparameters"). These helpers
+# read such a value for the checks above without importing JAX or flax: a JAX tracer or a
+# flax variable can only exist once those are imported, so they are looked up in
+# ``sys.modules``.
+
+
+class _Traced:
+    """The type of :data:`TRACED`."""
+
+    def __repr__(self) -> str:
+        return "TRACED"
+
+
+#: What :func:`read_scalar` returns for a traced value: it has no value to check yet.
+TRACED = _Traced()
+
+
+def is_traced(value: Any) -> bool:
+    """Whether ``value`` is a JAX tracer (an abstract value inside ``jit``/``grad``...)."""
+    jax = sys.modules.get("jax")
+    tracer = getattr(getattr(jax, "core", None), "Tracer", None)
+    return tracer is not None and isinstance(value, tracer)
+
+
+def is_jax_array(value: Any) -> bool:
+    """Whether ``value`` is a JAX array, concrete or traced."""
+    jax = sys.modules.get("jax")
+    array = getattr(jax, "Array", None)
+    return array is not None and isinstance(value, array)
+
+
+def unwrap_variable(value: Any) -> Any:
+    """The value held by a flax ``nnx.Variable``; anything else unchanged."""
+    nnx = sys.modules.get("flax.nnx")
+    variable = getattr(nnx, "Variable", None)
+    if variable is not None and isinstance(value, variable):
+        return value.get_value()
+    return value
+
+
+def read_scalar(value: Any, name: str, where: str) -> Any:
+    """A hyperparameter as the checks see it.
+
+    A JAX array (also one held by an ``nnx.Variable``) must be 0-d with an integer or
+    floating dtype (else ``TypeError``): a concrete one is returned as its NumPy scalar,
+    a traced one as :data:`TRACED`. Anything else (a Python or NumPy scalar, also a NumPy
+    ``ndarray``, which the checks refuse as before) is returned unchanged.
+
+    >>> read_scalar(0.5, "threshold", "QActivation")
+    0.5
+    """
+    inner = unwrap_variable(value)
+    if not is_jax_array(inner):
+        return inner
+    dtype = np.dtype(inner.dtype)
+    if tuple(inner.shape) != () or dtype.kind not in "iuf":
+        raise TypeError(
+            f"{where}: {name} must be a real number or a 0-d real array, got "
+            f"{_type_name(inner)} of shape {tuple(inner.shape)} and dtype {dtype}"
+        )
+    if is_traced(inner):
+        return TRACED
+    return np.asarray(inner)[()]
+
+
+def check_threshold(threshold: Any, where: str) -> Any:
+    """A gradient-cancellation threshold: a real number, finite and ``>= 0`` (0 = off).
+
+    A 0-d JAX array (see :func:`read_scalar`) is checked by the same rules and returned
+    as a float; an ``nnx.Variable`` holding one is returned as the variable itself (a
+    layer keeps it as state); a traced one is returned unchecked (its rule is enforced at
+    run time, SPEC.md "Traced hyperparameters").
+    """
+    value = read_scalar(threshold, "gradient_cancellation_threshold", where)
+    if value is TRACED:
+        return threshold
+    if not is_real(value):
         raise TypeError(
             f"{where}: gradient_cancellation_threshold must be a real number, "
             f"got {_type_name(threshold)}"
         )
-    if not (math.isfinite(threshold) and threshold >= 0):
+    if not (math.isfinite(value) and value >= 0):
         raise ValueError(
             f"{where}: gradient_cancellation_threshold must be finite and >= 0 (0 turns "
-            f"cancellation off), got {float(threshold)!r}"
+            f"cancellation off), got {float(value)!r}"
         )
-    return float(threshold)
+    return threshold if unwrap_variable(threshold) is not threshold else float(value)
 
 
 def check_pad_value(pad_value: Any, where: str) -> float:
@@ -158,16 +245,21 @@ def explicit_padding(
     dilation: Sequence[int],
     stride: Sequence[int],
     where: str,
-) -> tuple[tuple[int, int], ...]:
+    spatial: Sequence[int] | None = None,
+) -> tuple[tuple[int, int], ...] | None:
     """``(before, after)`` per spatial dimension, for both frameworks' quantized convolutions.
 
     ``padding`` is one int ``>= 0``, ``n`` ints (symmetric), ``n`` ``(before, after)``
-    pairs, or ``"same"``/``"valid"`` in any case. ``"same"`` needs stride 1 (as torch's
-    ``nn.ConvNd``) and pads ``dilation * (kernel - 1)`` in total per dimension, the odd
-    element after: ``before = total // 2``.
+    pairs, or ``"same"``/``"valid"`` in any case. ``"same"`` pads as ``jax.lax``'s
+    ``"SAME"`` (:func:`same_padding`): ``dilation * (kernel - 1)`` in total with stride 1,
+    the odd element after. With a stride > 1 the amount depends on the input's
+    ``spatial`` size; without it (arguments checked before an input is seen) the result
+    is ``None``. (torch's ``nn.ConvNd`` refuses ``"same"`` with a stride > 1 itself.)
 
     >>> explicit_padding("SAME", (3, 4), (1, 1), (1, 1), "QConv")
     ((1, 1), (1, 2))
+    >>> explicit_padding("same", (3,), (1,), (2,), "QConv", spatial=(6,))
+    ((0, 1),)
     >>> explicit_padding([(0, 1)], (2,), (1,), (1,), "QConv")
     ((0, 1),)
     """
@@ -177,12 +269,11 @@ def explicit_padding(
         if mode == "valid":
             return ((0, 0),) * n
         if mode == "same":
-            if any(s != 1 for s in stride):
-                raise ValueError(
-                    f"{where}: padding='same' needs stride 1 (as in torch), got {tuple(stride)}"
-                )
-            totals = [int(d) * (int(k) - 1) for k, d in zip(kernel_size, dilation, strict=True)]
-            return tuple((t // 2, t - t // 2) for t in totals)
+            if spatial is None:
+                if any(s != 1 for s in stride):
+                    return None
+                spatial = (1,) * n  # with stride 1 the amount does not depend on the size
+            return same_padding(spatial, kernel_size, dilation, stride)
         raise ValueError(
             f"{where}: padding must be an int, {n} ints, {n} (before, after) pairs, "
             f"'same' or 'valid', got {padding!r}"
@@ -211,6 +302,27 @@ def explicit_padding(
     if any(v < 0 for pair in pairs for v in pair):
         raise ValueError(form)
     return tuple(pairs)
+
+
+def same_padding(
+    spatial: Sequence[int],
+    kernel_size: Sequence[int],
+    dilation: Sequence[int],
+    stride: Sequence[int],
+) -> tuple[tuple[int, int], ...]:
+    """``jax.lax``'s ``"SAME"`` padding (``lax.padtype_to_pads``), any stride: the output
+    has ``ceil(size / stride)`` elements; ``total = max((out - 1) * stride + (k - 1) *
+    dilation + 1 - size, 0)``, ``before = total // 2``, the odd element after.
+
+    >>> same_padding((7, 8), (3, 3), (1, 1), (2, 3))
+    ((1, 1), (0, 1))
+    """
+    pads = []
+    for size, k, d, s in zip(spatial, kernel_size, dilation, stride, strict=True):
+        out = -(-int(size) // int(s))
+        total = max((out - 1) * int(s) + (int(k) - 1) * int(d) + 1 - int(size), 0)
+        pads.append((total // 2, total - total // 2))
+    return tuple(pads)
 
 
 # --------------------------------------------------------------------------- progressive sign
@@ -502,7 +614,10 @@ def check_ternary_threshold(threshold: Any, twn: Any, where: str) -> tuple[float
     twn = check_bool(twn, "twn", where)
     if threshold is None:
         return (TWN_FACTOR if twn else DEFAULT_TERNARY_THRESHOLD), twn
-    threshold = check_non_negative_real(threshold, "threshold", where)
+    value = read_scalar(threshold, "threshold", where)  # a 0-d JAX array: its value
+    if value is TRACED:  # checked at run time (SPEC.md "Traced hyperparameters")
+        return threshold, twn
+    threshold = check_non_negative_real(value, "threshold", where)
     if not twn and 0 < threshold < SMALLEST_BOUND:
         raise ValueError(
             f"{where}: threshold must be 0 or at least 2**-126 (float32's smallest normal "
@@ -525,3 +640,90 @@ def check_quantizations(quantizations: Any, where: str, *, allow_empty: bool) ->
         if not callable(q):
             raise TypeError(f"{where}: every quantization must be callable, got {q!r}")
     return tuple(quantizations)
+
+
+# --------------------------------------------------------------------------- DenseNet (helper C)
+# shared by bitorch.models.densenet/meliusnet and their bitorch_jax twins (MeliusNet too)
+
+#: the transition entries of BinaryDenseNet/MeliusNet ("fp_conv" and "cs" take ":<groups>")
+DENSENET_TRANSITION_ENTRIES = ("bn", "relu", "q_conv", "fp_conv", "pool", "max_pool", "cs")
+
+
+def parse_densenet_transition(downsample: Any, where: str) -> list[tuple[str, int | None]]:
+    """``"bn,max_pool,cs:4"`` -> ``[("bn", None), ("max_pool", None), ("cs", 4)]``;
+    ``ValueError`` for an entry not in :data:`DENSENET_TRANSITION_ENTRIES` or bad groups.
+
+    >>> parse_densenet_transition("bn,fp_conv:8", "DenseNet")
+    [('bn', None), ('fp_conv', 8)]
+    """
+    if not isinstance(downsample, str):
+        raise TypeError(f"{where}: downsample must be a comma separated str, got {downsample!r}")
+    parsed: list[tuple[str, int | None]] = []
+    for entry in downsample.split(","):
+        name, sep, arg = entry.strip().partition(":")
+        if name not in DENSENET_TRANSITION_ENTRIES or (sep and name not in ("fp_conv", "cs")):
+            raise ValueError(
+                f"{where}: unknown downsample entry {entry!r} (known: bn, relu, q_conv, "
+                "fp_conv[:groups], pool, max_pool, cs[:groups])"
+            )
+        if sep and (not arg.isdigit() or int(arg) < 1):
+            raise ValueError(f"{where}: the groups of {entry!r} must be a positive integer")
+        parsed.append((name, int(arg) if sep else None))
+    return parsed
+
+
+def densenet_transition_channels(num_features: int, reduction_rate: float) -> int:
+    """The channels after a transition, as bitorch 0.4.1 computes them: ``num_features //
+    reduction_rate`` rounded (Python's ``round``) to a multiple of 32.
+
+    >>> densenet_transition_channels(448, 1 / (1 / 2.7))
+    160
+    """
+    return int(round((num_features // reduction_rate) / 32)) * 32
+
+
+def check_densenet_hyperparameters(
+    num_init_features: Any, growth_rate: Any, bn_size: Any, dropout: Any, where: str
+) -> None:
+    """``TypeError``/``ValueError`` naming the first bad DenseNet hyperparameter."""
+    for value, label, minimum in (
+        (num_init_features, "num_init_features", 1),
+        (growth_rate, "growth_rate", 1),
+        (bn_size, "bn_size", 0),
+    ):
+        if not is_int(value):
+            raise TypeError(f"{where}: {label} must be an int, got {value!r}")
+        if value < minimum:
+            raise ValueError(f"{where}: {label} must be at least {minimum}, got {value}")
+    if not is_real(dropout) or not 0 <= dropout < 1:
+        raise ValueError(f"{where}: dropout must be a probability in [0, 1), got {dropout!r}")
+
+
+def densenet_spec_entry(
+    spec: dict[Any, Any], num_layers: Any, flex_block_config: Any, where: str
+) -> tuple[list[int], list[float], str]:
+    """``(block_config, reduction rates, downsample)`` for ``num_layers`` in ``spec``
+    (``{num_layers: (block_config, reduction_factors, downsample)}``); with
+    ``num_layers=None`` the blocks are ``flex_block_config``; the rates are ``1 /
+    factor`` as in 0.4.1. ``ValueError`` for an unknown ``num_layers``, a block config
+    that is not a list/tuple of positive ints or a wrong number of reductions."""
+    if num_layers not in spec:
+        known = ", ".join(repr(k) for k in spec)
+        raise ValueError(f"{where}: no spec for num_layers={num_layers!r} (known: {known})")
+    block_config, reduction_factor, downsampling = spec[num_layers]
+    if num_layers is None and flex_block_config is not None:
+        block_config = flex_block_config
+    if not isinstance(block_config, (list, tuple)) or not all(
+        is_int(n) and n >= 1 for n in block_config
+    ):
+        raise ValueError(
+            f"{where}: block config must be a list of positive ints (layers per dense block), "
+            f"got {block_config!r}"
+        )
+    reduction = [1 / x for x in reduction_factor]
+    if len(reduction) != len(block_config) - 1:
+        raise ValueError(
+            f"{where}: wrong number of reductions ({len(reduction)}) for block config "
+            f"{list(block_config)}, should be {len(block_config) - 1}"
+        )
+    return [int(n) for n in block_config], reduction, downsampling

@@ -34,6 +34,13 @@ quotient is one correctly rounded division, clipped to ``[-1, 1]`` and rounded o
 the input dtype; values below the smallest normal of the compute dtype (input or
 quotient) are zeros of their sign in both frameworks (XLA on CPU flushes them anyway).
 
+A traced scale, ``alpha``, ``beta`` or temperature cannot be checked when it is given;
+its rule (scale in ``[0, 1]``, ``alpha`` finite and ``> 1``, ``beta`` finite and ``> 0``,
+the temperature finite) is enforced at run time in training mode: where it is broken the
+output is NaN, and ``checkify.checkify(f, errors=checkify.user_checks)`` reports
+``"progressive_sign: scale must be in [0, 1], got ..."`` (SPEC.md "Traced
+hyperparameters").
+
 >>> q = ProgressiveSign(use_global_scaling=False, initial_scale=0.5, alpha=2.0, beta=2.0)
 >>> q(jnp.array([-1.0, -0.25, 0.0, 0.25, 1.0]))  # divides by 2**-1
 Array([-1. , -0.5,  0. ,  0.5,  1. ], dtype=float32)
@@ -50,6 +57,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 
 from bitorch_common.validation import (
     GlobalScalingConflict,
@@ -196,9 +204,34 @@ def progressive_sign_divisor(
             # 1 - t is alpha**(-beta*scale) itself: taken directly, without the
             # cancellation of 1 - (1 - p) that float32 could not afford for a small p.
             slope = jnp.asarray(alpha, dtype) ** (-jnp.asarray(beta, dtype) * s)
-            return jnp.maximum(slope, jnp.asarray(EPSILON, dtype))
+            divisor = jnp.maximum(slope, jnp.asarray(EPSILON, dtype))
+            return _enforce_rules(divisor, scale, alpha, beta, None)
         temperature = custom_transform(s)
-    return jnp.maximum(1 - jnp.asarray(temperature, dtype), jnp.asarray(EPSILON, dtype))
+    divisor = jnp.maximum(1 - jnp.asarray(temperature, dtype), jnp.asarray(EPSILON, dtype))
+    return _enforce_rules(divisor, scale, alpha, beta, temperature)
+
+
+def _enforce_rules(divisor: jax.Array, scale: Any, alpha: Any, beta: Any, temperature: Any) -> Any:
+    """The argument rules, at run time, for the traced ones among ``scale``, ``alpha``,
+    ``beta`` and the temperature (the concrete ones were checked on the host): where one
+    is broken the divisor, and so the training-mode output, is NaN, and
+    ``checkify.checkify(f, errors=checkify.user_checks)`` reports it by name (SPEC.md
+    "Traced hyperparameters"). Judged in each value's own dtype."""
+    rules = (
+        (scale, "scale must be in [0, 1]", lambda v: (v >= 0) & (v <= 1)),
+        (alpha, "alpha must be finite and > 1", lambda v: jnp.isfinite(v) & (v > 1)),
+        (beta, "beta must be finite and > 0", lambda v: jnp.isfinite(v) & (v > 0)),
+        (temperature, "the temperature must be finite", jnp.isfinite),
+    )
+    valid = None
+    for value, message, rule in rules:
+        if _traced(value):
+            ok = rule(jnp.asarray(value))
+            checkify.debug_check(ok, f"{_WHERE}: {message}, got {{value}}", value=value)
+            valid = ok if valid is None else valid & ok
+    if valid is None:
+        return divisor
+    return jnp.where(valid, divisor, jnp.full((), jnp.nan, divisor.dtype))
 
 
 def _train_values(x: jax.Array, divisor: Any) -> jax.Array:
