@@ -1,4 +1,4 @@
-"""The registry of quantizers by name, one class for both frameworks.
+"""The registry of quantizers (and models) by name, one class for both frameworks.
 
 ``bitorch.quantizations`` and ``bitorch_jax.quantizations`` each hold one
 :class:`Registry` of their own ``Quantization`` base class; their keys must be equal (a
@@ -19,6 +19,15 @@ Registering a class under a key that is taken:
 True
 >>> reg.lookup("ROUND").__name__, reg.names()
 ('Round', ['round'])
+
+The model zoos use ``kind="model"`` (the word in messages and in the name of the
+``register_custom_<kind>`` function) and ``lower_case_keys=True``: a mixed-case ``name``
+such as ``"ResnetE18"`` is registered under ``name.lower()`` instead of being refused.
+
+>>> class ResnetE18(Base): name = "ResnetE18"
+>>> models = Registry(Base, kind="model", lower_case_keys=True, abstract_name="")
+>>> models.register(ResnetE18).__name__, models.names()
+('ResnetE18', ['resnete18'])
 """
 
 from __future__ import annotations
@@ -36,39 +45,55 @@ def _origin(cls: type) -> tuple[str, str]:
 
 
 class Registry(Generic[T]):
-    """Quantization classes (subclasses of ``base``) by their class attribute ``name``."""
+    """Classes (subclasses of ``base``) by their class attribute ``name``.
 
-    def __init__(self, base: type, *, abstract_name: str = "__abstract__") -> None:
+    ``kind``: what is registered, used in messages (``"quantization"`` by default);
+    ``lower_case_keys``: register a mixed-case ``name`` under ``name.lower()`` (models)
+    instead of refusing it (quantizers, whose names must be lower case).
+    """
+
+    def __init__(
+        self,
+        base: type,
+        *,
+        abstract_name: str = "__abstract__",
+        kind: str = "quantization",
+        lower_case_keys: bool = False,
+    ) -> None:
         self._base = base
         self._abstract_name = abstract_name
+        self._kind = kind
+        self._lower_case_keys = lower_case_keys
         self._classes: dict[str, type] = {}
 
     def register(self, cls: Any) -> Any:
         """Register ``cls`` under ``cls.name``; returns ``cls`` (usable as a decorator).
 
         ``TypeError`` if ``cls`` is not a subclass of the base; ``ValueError`` if its name
-        is missing, not lower case, or taken by another class.
+        is missing, not lower case (unless ``lower_case_keys``), or taken by another class.
         """
         if not (isinstance(cls, type) and issubclass(cls, self._base)):
             raise TypeError(
-                f"register_custom_quantization expects a {self._base.__name__} subclass, "
+                f"register_custom_{self._kind} expects a {self._base.__name__} subclass, "
                 f"got {cls!r}"
             )
         key = getattr(cls, "name", None)
         if not isinstance(key, str) or not key or key == self._abstract_name:
             raise ValueError(f"{cls.__name__} needs a class attribute `name` (its registry key)")
-        if key != key.lower():
+        if self._lower_case_keys:
+            key = key.lower()
+        elif key != key.lower():
             raise ValueError(f"registry keys are lower case; {cls.__name__}.name is {key!r}")
         old = self._classes.get(key)
         if old is not None and old is not cls:
             if _origin(old) != _origin(cls):
                 raise ValueError(
-                    f"quantization name {key!r} is already registered to "
+                    f"{self._kind} name {key!r} is already registered to "
                     f"{'.'.join(_origin(old))}; {'.'.join(_origin(cls))} cannot take it "
                     "(give it another name)"
                 )
             warnings.warn(
-                f"quantization name {key!r}: replacing {'.'.join(_origin(old))} with a new "
+                f"{self._kind} name {key!r}: replacing {'.'.join(_origin(old))} with a new "
                 "definition of the same class (was the defining code run twice?)",
                 UserWarning,
                 stacklevel=2,
@@ -98,11 +123,11 @@ class Registry(Generic[T]):
 
     def _key(self, name: Any) -> str:
         if not isinstance(name, str):
-            raise TypeError(f"quantization name must be a str, got {type(name).__name__}")
+            raise TypeError(f"{self._kind} name must be a str, got {type(name).__name__}")
         key = name.lower()
         if key not in self._classes:
             raise ValueError(
-                f"unknown quantization {name!r}; known names: {', '.join(self.names())}"
+                f"unknown {self._kind} {name!r}; known names: {', '.join(self.names())}"
             )
         return key
 
