@@ -162,7 +162,7 @@ class ResnetE(Model):
             layers,
             channels,
             self._num_classes,
-            image_resolution=tuple(self._input_shape[-2:]),
+            image_resolution=self._input_shape[-2:],  # as given: only a tuple picks ImageNet
             image_channels=self._input_shape[1],
             rngs=rngs,
             param_dtype=param_dtype,
