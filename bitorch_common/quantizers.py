@@ -228,9 +228,7 @@ ROWS: tuple[QuantizerSpec, ...] = (
         boundaries="half",
         level=o.input_dorefa_level,
         extra_edges=o.input_dorefa_ties,
-        benchmark=Benchmark(
-            params={"bits": 2}, reads_arrays=2, writes_arrays=2, why=_PASS_THROUGH
-        ),
+        benchmark=Benchmark(params={"bits": 2}, reads_arrays=2, writes_arrays=2, why=_PASS_THROUGH),
     ),
     QuantizerSpec(
         key="weightdorefa",
@@ -462,9 +460,7 @@ def row(key: str) -> QuantizerSpec:
     try:
         return _TABLE[key.lower()]
     except KeyError:
-        raise KeyError(
-            f"no quantizer-table row for {key!r}; rows: {', '.join(_TABLE)}"
-        ) from None
+        raise KeyError(f"no quantizer-table row for {key!r}; rows: {', '.join(_TABLE)}") from None
 
 
 def register_row(spec: QuantizerSpec) -> QuantizerSpec:

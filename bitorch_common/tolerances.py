@@ -36,6 +36,9 @@ __all__ = [
     "LayerTolerance",
     "LAYER_TOLERANCES",
     "layer_tolerance",
+    "ModelTolerance",
+    "MODEL_TOLERANCES",
+    "model_tolerance",
     "DTYPES",
     "dtype_name",
     "compute_dtype_name",
@@ -253,3 +256,108 @@ LAYER_TOLERANCES: dict[str, LayerTolerance] = {
 def layer_tolerance(dtype: Any) -> LayerTolerance:
     """The :class:`LayerTolerance` of ``dtype`` (a name or a NumPy/JAX/torch dtype)."""
     return LAYER_TOLERANCES[dtype_name(dtype)]
+
+
+# ---- whole networks (parity_tests.models, issue 12) ------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelTolerance:
+    """How far two frameworks' arrays of a whole network may differ, element by element.
+
+    ``allowed = rtol * max(|a|, |b|) + array_rtol * A + tiny``, where ``A`` is the largest
+    finite magnitude of the whole array (both sides) and ``tiny`` the smallest normal of
+    the dtype: an element is judged against its own size and against the size of the
+    array it belongs to, because an element that is small by cancellation (a gradient
+    summed over a batch, an activation near 0 after BatchNorm) carries the absolute error
+    of the big terms it was summed from. For a parameter gradient ``A`` is the largest
+    gradient magnitude of its module (all of a module's parameter gradients are sums of
+    the same output cotangents): a bias followed by a BatchNorm in train mode has a
+    gradient that is 0 in exact arithmetic, so both frameworks return only rounding
+    noise of the size of those cotangents, which its own (tiny) maximum cannot bound.
+    For a BatchNorm ``running_mean`` ``A`` is at least the square root of the largest
+    ``running_var`` of that BatchNorm: a batch mean that is 0 by cancellation (a BatchNorm
+    after a linear map of zero-mean values) carries the rounding error of its summands,
+    which are of the size of the batch's standard deviation.
+    """
+
+    dtype: str
+    rtol: float
+    array_rtol: float
+    reason: str
+
+    def allowed(self, a: Any, b: Any, scale: float | None = None) -> np.ndarray:
+        """Elementwise allowed ``|a - b|`` (float64) for two arrays of one shape;
+        ``scale`` replaces ``A`` when given (at least ``A`` is used)."""
+        a = np.abs(np.asarray(a, dtype=np.float64))
+        b = np.abs(np.asarray(b, dtype=np.float64))
+        both = np.concatenate([a.reshape(-1), b.reshape(-1)])
+        finite = both[np.isfinite(both)]
+        largest = float(finite.max()) if finite.size else 0.0
+        scale = largest if scale is None else max(float(scale), largest)
+        with np.errstate(invalid="ignore"):
+            mag = np.nan_to_num(np.maximum(a, b), nan=0.0, posinf=0.0)
+        return self.rtol * mag + self.array_rtol * scale + smallest_normal(self.dtype)
+
+
+_MODEL_REASON = (
+    "Every layer of a network sums products (convolutions over k*k*C_in inputs, Linear "
+    "layers, BatchNorm's batch mean and variance, weight gradients over batch and space); "
+    "torch (oneDNN) and XLA (Eigen) order and block those sums differently and may use "
+    "FMA, so each sum differs by about sqrt(n) * u * sum|terms| (u = {u:.3g}, the unit "
+    "roundoff). The differences do not grow without bound through depth: a binary "
+    "layer's output is an exact integer sum whenever its inputs quantize alike, so "
+    "rounding differences restart at every full-precision layer, and BatchNorm rescales "
+    "them by at most gamma / sqrt(var + eps). Gradients add the backward pass (the "
+    "transposed sums) and the softmax of the loss. Measured on this suite (the small "
+    "test pair, LeNet and ResnetE18, eval and train, every activation, logit, gradient "
+    "and statistic): {measured}. Allowed: rtol {rtol:g} of the element plus {arr:g} of "
+    "the array's largest magnitude, {margin}."
+)
+
+#: Measured (``parity_tests.models``, CPU, seeds 0-2; the needed tolerance is
+#: max |diff| / (|element| + A) over every array): float64 4.7e-14 (LeNet, eval, the
+#: BatchNorm1d(1000) weight gradient: a sum over the batch that cancels), 2.6e-15 on
+#: ResnetE18, 3e-16 on the test pair; float32 5.8e-6 (the same LeNet array), 1.8e-6 on
+#: ResnetE18, 4e-7 on the test pair.
+MODEL_TOLERANCES: dict[str, ModelTolerance] = {
+    "float64": ModelTolerance(
+        "float64",
+        rtol=1e-12,
+        array_rtol=1e-12,
+        reason=_MODEL_REASON.format(
+            u=2.0**-53,
+            measured="at most 4.7e-14 of (|element| + A), 2.6e-15 on ResnetE18",
+            rtol=1e-12,
+            arr=1e-12,
+            margin="about 20 times the largest measured (rounding level: 4500 eps)",
+        ),
+    ),
+    "float32": ModelTolerance(
+        "float32",
+        rtol=1e-4,
+        array_rtol=1e-4,
+        reason=_MODEL_REASON.format(
+            u=2.0**-24,
+            measured="at most 5.8e-6 of (|element| + A), 1.8e-6 on ResnetE18",
+            rtol=1e-4,
+            arr=1e-4,
+            margin="about 17 times the largest measured",
+        ),
+    ),
+}
+
+
+def model_tolerance(dtype: Any) -> ModelTolerance:
+    """The :class:`ModelTolerance` of ``dtype`` (float64 or float32: networks are compared
+    in these two only); its ``reason`` states why, with the measured differences.
+
+    >>> model_tolerance("float64").rtol <= 1e-9
+    True
+    """
+    name = dtype_name(dtype)
+    if name not in MODEL_TOLERANCES:
+        raise ValueError(
+            f"model_tolerance: networks are compared in float64 and float32 only, got {name}"
+        )
+    return MODEL_TOLERANCES[name]

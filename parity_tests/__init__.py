@@ -29,6 +29,7 @@ except ImportError as _exc:
 from bitorch_common.tolerances import FLIP_ULPS, grad_tolerance, layer_tolerance
 from parity_tests.api import compare, run_cases
 from parity_tests.cases import Case, registry_cases
+from parity_tests.models import compare_models  # whole networks (``... models``)
 from parity_tests.report import ParityReport, ParityResult
 
 __all__ = [
@@ -41,4 +42,5 @@ __all__ = [
     "grad_tolerance",
     "layer_tolerance",
     "FLIP_ULPS",
+    "compare_models",
 ]

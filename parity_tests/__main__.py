@@ -8,6 +8,10 @@ errors). ``--plugin module:attr`` adds your own :class:`~parity_tests.cases.Case
 Example::
 
     python -m parity_tests --quantizers sign swishsign --dtypes float32 --size 10000
+
+Subcommand ``models`` (:mod:`parity_tests.models`): the model zoo, torch against NNX::
+
+    python -m parity_tests models --models LeNet,ResnetE18 --dtypes float64
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
             "(converted weights): outputs, input, weight and bias gradients. Exits 0 only "
             "when everything matches."
         ),
+        epilog="Whole networks (the model zoo): python -m parity_tests models --help",
     )
     parser.add_argument(
         "--quantizers",
@@ -182,7 +187,14 @@ def main(argv: Sequence[str] | None = None, *, extra_cases: Sequence[Any] = ()) 
     """Run the parity table; returns the exit status (0 all match, 1 not, 2 usage error).
 
     ``extra_cases`` adds :class:`~parity_tests.cases.Case` pairs, as ``--plugin`` does.
+    ``python -m parity_tests models ...`` runs the model zoo instead
+    (:func:`parity_tests.models.main`).
     """
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["models"]:
+        from parity_tests.models import main as models_main
+
+        return models_main(args_list[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -32,6 +32,7 @@ __all__ = [
     "torch_quantizer",
 ]
 
+
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Case:
     """One torch/JAX pair to compare.

@@ -1,8 +1,10 @@
 """``scripts/gpu-check``: its CPU mode runs the same steps, records them and writes a
 summary; a hanging step is stopped; a budget too small for a step is reported.
 
-The CPU-mode run skips the two slowest steps (torch.compile and the pytest parity
-matrix) so the whole file stays well under a minute; ``--list`` shows their commands.
+The CPU-mode run skips the slowest steps (torch.compile, the pytest parity matrix and the
+ResnetE18 training-step benchmark, whose command tests/benchmarks/test_resnete18_step.py
+runs at the same tiny size) so the whole file stays short; ``--list`` shows their
+commands.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "gpu-check"
-SLOW_STEPS = ("benchmarks-compile", "parity-pytest")
+SLOW_STEPS = ("resnete18", "benchmarks-compile", "parity-pytest")
 
 
 def _env() -> dict[str, str]:
@@ -50,12 +52,14 @@ def test_list_shows_the_gpu_commands() -> None:
     assert done.returncode == 0, done.stderr
     lines = {line.split(" ", 1)[0]: line for line in done.stdout.splitlines()}
     assert list(lines) == [
-        "env", "nvidia-smi", "parity", "layers", "benchmarks", *SLOW_STEPS,
+        "env", "nvidia-smi", "parity", "layers", "models", "benchmarks", *SLOW_STEPS,
     ]  # fmt: skip
     assert "-m parity_tests --devices gpu" in lines["parity"] and "--json" in lines["parity"]
     assert "test_layer_parity.py -k gpu" in lines["layers"]
     assert "-m benchmarks --device gpu" in lines["benchmarks"]
     assert "torch_compile" in lines["benchmarks-compile"]
+    assert "-m parity_tests models" in lines["models"] and "--json" in lines["models"]
+    assert "-m benchmarks.resnete18_step --device gpu" in lines["resnete18"]
     assert not Path("/nonexistent-not-created").exists()
 
 
@@ -78,6 +82,7 @@ def test_cpu_mode_writes_every_output_and_a_summary(cpu_run) -> None:
     expected = {
         "env.json", "env.log", "parity.json", "parity.log", "layers.log", "layers-junit.xml",
         "benchmarks.json", "benchmarks.md", "benchmarks.log", "summary.json", "summary.txt",
+        "models.json", "models.log",
     }  # fmt: skip
     assert expected <= {p.name for p in out.iterdir()}
     summary = json.loads((out / "summary.json").read_text())
@@ -89,7 +94,9 @@ def test_cpu_mode_writes_every_output_and_a_summary(cpu_run) -> None:
         "nvidia-smi": status["nvidia-smi"],  # passed or skipped: depends on the machine
         "parity": "passed",
         "layers": "passed",
+        "models": "passed",
         "benchmarks": "passed",
+        "resnete18": "skipped",
         "benchmarks-compile": "skipped",
         "parity-pytest": "skipped",
     }
@@ -104,6 +111,8 @@ def test_cpu_mode_writes_every_output_and_a_summary(cpu_run) -> None:
     assert result["settings"]["device"] == "cpu" and len(result["quantizers"]) == 2
     assert "GPU: not requested (--device cpu)" in (out / "benchmarks.md").read_text()
     assert json.loads((out / "parity.json").read_text())["ok"] is True
+    models = json.loads((out / "models.json").read_text())
+    assert models["ok"] is True and models["models"] == ["LeNet"] and len(models["results"]) == 2
     text = (out / "summary.txt").read_text()
     assert "RESULT: OK" in text and "benchmarks-compile" in text
 

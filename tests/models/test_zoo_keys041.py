@@ -35,7 +35,9 @@ def load(path: Path) -> dict[str, Any]:
 
 def torch_layout(data: dict[str, Any]) -> list[list[Any]]:
     cls = tm.model_from_name(data["model"])
-    model = cls(*data["args"], tuple(data["input_shape"]), data["num_classes"], **data["kwargs"])
+    model = cls(
+        *data["args"], tuple(data["input_shape"]), num_classes=data["num_classes"], **data["kwargs"]
+    )
     return [
         [key, list(value.shape), str(value.dtype).removeprefix("torch.")]
         for key, value in model.state_dict().items()
@@ -53,7 +55,7 @@ def nnx_layout(data: dict[str, Any]) -> dict[str, list[int]]:
         lambda: cls(
             *data["args"],
             tuple(data["input_shape"]),
-            data["num_classes"],
+            num_classes=data["num_classes"],
             **data["kwargs"],
             rngs=nnx.Rngs(0),
             param_dtype=jnp.float32,
