@@ -499,10 +499,8 @@ MUTANTS: tuple[Mutant, ...] = (
         id="torch-qlinear-no-gradient-cancellation",
         category="torch layer",
         file="bitorch/layers/qlinear.py",
-        original="F.linear(self.activation(x), self.weight_quantization(self.weight)",
-        replacement=(
-            "F.linear(self.activation.activation_function(x), self.weight_quantization(self.weight)"
-        ),
+        original="        x = self.activation(x)\n",
+        replacement="        x = self.activation.activation_function(x)\n",
         description="QLinear calls the input quantizer directly, skipping its activation's "
         "gradient cancellation",
         tests=T_LAYERS,
@@ -629,7 +627,7 @@ MUTANTS: tuple[Mutant, ...] = (
         id="jax-qlinear-bias-dropped",
         category="jax layer",
         file="bitorch_jax/layers/qlinear.py",
-        original="    if bias is not None:\n        y = y + bias.astype(dtype)\n    return y\n",
+        original="    if bias is not None:\n        y = y + bias\n    return y\n",
         replacement="    return y\n",
         description="q_linear never adds its bias",
         tests=T_JAX_LAYERS,
@@ -638,8 +636,8 @@ MUTANTS: tuple[Mutant, ...] = (
         id="jax-qlinear-weight-not-quantized",
         category="jax layer",
         file="bitorch_jax/layers/qlinear.py",
-        original="    wq = weight_quantization(kernel.astype(dtype))",
-        replacement="    wq = kernel.astype(dtype)",
+        original="    wq = weight_quantization(kernel)\n",
+        replacement="    wq = kernel\n",
         description="q_linear multiplies by the full-precision kernel",
         tests=T_JAX_LAYERS,
     ),
@@ -657,12 +655,12 @@ MUTANTS: tuple[Mutant, ...] = (
         category="jax layer",
         file="bitorch_jax/layers/qconv.py",
         original=(
-            "    xq = q_activation(x.astype(dtype), input_quantization, threshold)\n"
+            "    xq = q_activation(x, input_quantization, threshold)\n"
             "    if any(p for pair in pads for p in pair):\n"
             "        xq = jnp.pad(xq, ((0, 0), *pads, (0, 0)), constant_values=pad_value)\n"
         ),
         replacement=(
-            "    xq = x.astype(dtype)\n"
+            "    xq = x\n"
             "    if any(p for pair in pads for p in pair):\n"
             "        xq = jnp.pad(xq, ((0, 0), *pads, (0, 0)), constant_values=pad_value)\n"
             "    xq = q_activation(xq, input_quantization, threshold)\n"
@@ -761,16 +759,15 @@ MUTANTS: tuple[Mutant, ...] = (
         category="conversion",
         file="bitorch_jax/convert.py",
         original=(
-            '            elif leaf == "bias":\n'
-            '                name = "bias"\n'
-            "            else:\n"
-            "                raise ValueError(\n"
+            '            elif leaf in ("bias", "scale"):'
+            "  # scale: QLinear/QConv output_scale, (out,)\n"
+            "                name = leaf\n"
         ),
         replacement=(
             '            elif leaf == "bias":\n'
             "                continue\n"
-            "            else:\n"
-            "                raise ValueError(\n"
+            '            elif leaf == "scale":\n'
+            "                name = leaf\n"
         ),
         description="torch -> Flax conversion skips the bias",
         tests=T_CONVERT,
@@ -800,8 +797,8 @@ MUTANTS: tuple[Mutant, ...] = (
         id="shared-same-odd-before",
         category="shared",
         file="bitorch_common/validation.py",
-        original="            return tuple((t // 2, t - t // 2) for t in totals)",
-        replacement="            return tuple((t - t // 2, t // 2) for t in totals)",
+        original="        pads.append((total // 2, total - total // 2))",
+        replacement="        pads.append((total - total // 2, total // 2))",
         description="padding='same' with an even kernel puts the odd element before "
         "(torch puts it after)",
         tests=T_LAYERS,
