@@ -30,6 +30,16 @@ gradient of that mode) the differences are measured and shown but not judged; ev
 before it still is. Inputs that differ beyond the tolerance are a divergence of the layer
 that produced them, found first.
 
+Gradient flips: the straight-through gradient of a quantizing layer is masked (gradient
+cancellation ``|x| <= t``, clipped STEs), so two inputs that agree within the tolerance
+but lie on either side of a mask boundary (``0.99999905`` and ``1.0000004`` with
+``t = 1``) pass the cotangent on one side and 0 on the other, while the forward outputs
+agree. The layer's local gradient is evaluated (with bitorch's own module) on both sides'
+inputs; an element where it is zero on one side only is a *gradient flip*: counted and
+listed. The forward pass and the gradients of the modules that run after that layer stay
+judged; the input gradient and the gradients of the modules that finish before the last
+such layer (and of that layer itself) are measured and shown but not judged.
+
 The ``models`` subcommand (``python -m parity_tests models``) runs :func:`compare_models`
 over the zoo table :data:`ZOO` for the names importable from both ``bitorch.models`` and
 ``bitorch_jax.models``.
@@ -49,6 +59,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -127,13 +138,16 @@ class ModelResult(ParityResult):
     any judged array (activations and running statistics included). Extra fields:
     ``first_divergence`` (the first layer, in torch execution order, whose output differs
     beyond the tolerance; ``None`` when none does), ``flip_layer`` (the first layer with a
-    boundary flip), ``layers_compared``, ``failed_arrays`` (the judged arrays with
-    elements beyond the tolerance, in comparison order), ``arrays`` (every compared array: its max
-    ``|diff|``, the share of the tolerance used, whether it was judged) and ``notes``.
+    boundary flip), ``grad_flip_layer`` (the last layer, in torch execution order, with a
+    gradient flip: the gradients of modules finishing before it are not judged),
+    ``layers_compared``, ``failed_arrays`` (the judged arrays with elements beyond the
+    tolerance, in comparison order), ``arrays`` (every compared array: its max ``|diff|``,
+    the share of the tolerance used, whether it was judged) and ``notes``.
     """
 
     first_divergence: str | None = None
     flip_layer: str | None = None
+    grad_flip_layer: str | None = None
     layers_compared: int = 0
     failed_arrays: list[str] = field(default_factory=list)
     arrays: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -156,6 +170,12 @@ class ModelResult(ParityResult):
                 "the loss, the logits and the gradients of this mode were measured but not "
                 "judged"
             )
+        if self.grad_flip_layer is not None:
+            lines.append(
+                f"gradient flip(s), the last at layer {self.grad_flip_layer!r}: the input "
+                "gradient and the gradients of the modules that finish before it (and of the "
+                "layer itself) were measured but not judged"
+            )
         lines += [f"note ({self.title}): {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -164,6 +184,7 @@ class ModelResult(ParityResult):
         out.update(
             first_divergence=self.first_divergence,
             flip_layer=self.flip_layer,
+            grad_flip_layer=self.grad_flip_layer,
             layers_compared=self.layers_compared,
             failed_arrays=list(self.failed_arrays),
             rtol=self.rtol,
@@ -181,6 +202,7 @@ class _Judge:
         self.result = result
         self.tol = tol
         self.judging = True  # False after a boundary flip
+        self.grad_flip_at: int | None = None  # torch order position of the last gradient flip
 
     def compare(
         self, label: str, a: np.ndarray, b: np.ndarray, *, which: str, scale: float | None = None
@@ -351,6 +373,17 @@ def _torch_quantizer(module: torch.nn.Module) -> torch.nn.Module | None:
     return None
 
 
+def _torch_qactivation(module: torch.nn.Module) -> torch.nn.Module | None:
+    """The ``QActivation`` of a quantizing layer (the layer itself, or its ``activation``):
+    quantizer and gradient cancellation, i.e. the layer's local straight-through gradient."""
+    from bitorch.layers import QActivation
+
+    if isinstance(module, QActivation):
+        return module
+    inner = getattr(module, "activation", None)
+    return inner if isinstance(inner, QActivation) else None
+
+
 @contextlib.contextmanager
 def _record_torch(model: torch.nn.Module) -> Iterator[tuple[list[tuple[str, int]], dict]]:
     """``(order, seen)``: torch forward hooks on every named module; ``order`` is the
@@ -473,6 +506,7 @@ def _torch_run(
         "loss": from_torch(loss),
         "x_grad": from_torch(grads[0]) if grads[0] is not None else np.zeros_like(x),
         "param_grads": param_grads,
+        "frozen": [n for n, p in model.named_parameters() if not p.requires_grad],
         "order": order,
         "seen": seen,
         "stats": stats,
@@ -567,7 +601,7 @@ def _compare_activations(
     t_seen, f_seen = torch_run["seen"], flax_run["seen"]
     missing: list[str] = []
     count_mismatch: list[str] = []
-    for name, call in torch_run["order"]:
+    for position, (name, call) in enumerate(torch_run["order"]):
         if name not in f_seen:
             if call == 0:
                 missing.append(name)
@@ -584,6 +618,11 @@ def _compare_activations(
         if judge.judging and quantizer is not None and key in t_seen and key in f_seen:
             if call < len(t_seen[key]) and call < len(f_seen[key]):
                 _check_flips(judge, label, quantizer, t_seen[key][call], f_seen[key][call])
+                qact = _torch_qactivation(modules[name])
+                if qact is not None and judge.judging:
+                    _check_grad_flips(
+                        judge, label, position, qact, t_seen[key][call], f_seen[key][call]
+                    )
         a = t_seen[name][call]
         b = _to_nchw(f_seen[name][call])
         result.layers_compared += 1
@@ -641,6 +680,58 @@ def _check_flips(
             )
         )
     judge.judging = False
+
+
+def _check_grad_flips(
+    judge: _Judge,
+    label: str,
+    position: int,
+    qact: torch.nn.Module,
+    x_t: np.ndarray,
+    x_f: np.ndarray,
+) -> None:
+    """Gradient flips of one quantizing layer's input (see the module docstring)."""
+    result = judge.result
+    x_f = np.ascontiguousarray(_to_nchw(x_f))
+    if x_f.shape != x_t.shape:
+        return
+    local = []
+    with torch.enable_grad():
+        for v in (x_t, x_f):
+            tv = to_torch(np.array(v, copy=True)).requires_grad_(True)
+            out = qact(tv)
+            (g,) = torch.autograd.grad(out, tv, torch.ones_like(out), allow_unused=True)
+            local.append(np.zeros(v.shape) if g is None else from_torch(g).astype(np.float64))
+    g_t, g_f = local
+    a, b = x_t.astype(np.float64), x_f.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        close = np.abs(a - b) <= judge.tol.allowed(a, b)
+    flips = ((g_t == 0) != (g_f == 0)) & close
+    n = int(flips.sum())
+    if not n:
+        return
+    result.flips += n
+    # every module finishing before the LAST gradient flip may lie upstream of one
+    if judge.grad_flip_at is None or position > judge.grad_flip_at:
+        judge.grad_flip_at = position
+        result.grad_flip_layer = label
+    for index in zip(*np.nonzero(flips), strict=True):
+        if len(result.flip_list) >= MAX_LISTED:
+            break
+        result.flip_list.append(
+            ModelElement(
+                kind=f"gradient flip {label}",
+                sample=0,
+                index=tuple(int(i) for i in index),
+                input=float(a[index]),
+                cotangent=float("nan"),
+                left=float(g_t[index]),
+                right=float(g_f[index]),
+                pre_round=float(b[index]),
+                reason="the inputs agree within the tolerance but straddle a mask boundary "
+                "of the straight-through gradient (local gradient torch vs jax)",
+            )
+        )
 
 
 def _labels(labels: Any, n: int, num_classes: int, rng: np.random.Generator) -> np.ndarray:
@@ -746,8 +837,38 @@ def _compare_runs(
     _compare_activations(judge, t, f, torch_model)
     judge.compare("logits", t["logits"], f["logits"], which="forward")
     judge.compare("loss", t["loss"], f["loss"], which="forward")
-    judge.compare("input grad", t["x_grad"], f["x_grad"], which="grad")
-    t_grads, f_grads = t["param_grads"], f["param_grads"]
+    cut = judge.grad_flip_at
+    first_done: dict[str, int] = {}
+    for position, (module, _) in enumerate(t["order"]):
+        first_done.setdefault(module, position)
+
+    def grad_judged(module: str | None) -> bool:
+        """After a gradient flip, only the gradients of modules finishing after it."""
+        return cut is None or (module is not None and first_done.get(module, -1) > cut)
+
+    def compare_grad(label: str, a: Any, b: Any, module: str | None, **kw: Any) -> None:
+        judging = judge.judging
+        judge.judging = judging and grad_judged(module)
+        try:
+            judge.compare(label, a, b, which="grad", **kw)
+        finally:
+            judge.judging = judging
+
+    compare_grad("input grad", t["x_grad"], f["x_grad"], None)
+    t_grads, f_grads = t["param_grads"], dict(f["param_grads"])
+    # a torch parameter with requires_grad off (e.g. QuickNet's fixed blur) has no
+    # gradient; its Flax twin may be a Param behind stop_gradient: its gradient must be 0
+    for key in t.get("frozen", ()):
+        if key in f_grads:
+            g = np.asarray(f_grads.pop(key))
+            nonzero = np.flatnonzero(g != 0)
+            if nonzero.size:
+                index = np.unravel_index(nonzero[0], g.shape)
+                result.problems.append(
+                    f"grad {key}: frozen in torch (requires_grad=False) but the Flax gradient "
+                    f"is non-zero at {nonzero.size} element(s), first at "
+                    f"{list(map(int, index))}: {g[index]!r}"
+                )
     only = sorted(set(t_grads) ^ set(f_grads))
     if only:
         result.problems.append(f"parameter gradients on one side only: {only}")
@@ -761,7 +882,8 @@ def _compare_runs(
             module_scale[module] = max(module_scale.get(module, 0.0), top)
     for key in [k for k in t_grads if k in f_grads]:
         scale = module_scale[key.rpartition(".")[0]]
-        judge.compare(f"grad {key}", t_grads[key], f_grads[key], which="grad", scale=scale)
+        compare_grad(f"grad {key}", t_grads[key], f_grads[key], key.rpartition(".")[0],
+                     scale=scale)  # fmt: skip
     if mode == "train":
         t_stats, f_stats = t["stats"], f["stats"]
         if set(t_stats) != set(f_stats):
@@ -787,12 +909,14 @@ def _compare_runs(
 @dataclass(frozen=True)
 class ModelSpec:
     """A zoo entry of the ``models`` subcommand: NCHW ``input_shape`` (batch included),
-    ``num_classes``, constructor ``kwargs``; ``quick``: in the default selection."""
+    ``num_classes``, constructor ``kwargs``; ``quick``: in the default selection;
+    ``submodule``: where an unregistered class lives (``bitorch[_jax].models.<submodule>``)."""
 
     input_shape: tuple[int, ...]
     num_classes: int = 10
     kwargs: dict = field(default_factory=dict)
     quick: bool = True
+    submodule: str | None = None
 
 
 #: Zoo names (bitorch 0.4.1's) -> a small input. The ``models`` subcommand runs the names
@@ -810,15 +934,17 @@ ZOO: dict[str, ModelSpec] = {
     "Resnet34V2": ModelSpec((2, 3, 16, 16), quick=False),
     "Resnet50V2": ModelSpec((2, 3, 16, 16), quick=False),
     "Resnet152V2": ModelSpec((2, 3, 16, 16), quick=False),
-    "QuickNetSmall": ModelSpec((2, 3, 32, 32)),
-    "QuickNet": ModelSpec((2, 3, 32, 32), quick=False),
-    "QuickNetLarge": ModelSpec((2, 3, 32, 32), quick=False),
+    # 64x64, batch 4: at 32x32 the last section is 1x1, and a train-mode BatchNorm over 2
+    # values per channel amplifies rounding by 1/sqrt(var + eps) (a degenerate test)
+    "QuickNetSmall": ModelSpec((4, 3, 64, 64)),
+    "QuickNet": ModelSpec((4, 3, 64, 64), quick=False),
+    "QuickNetLarge": ModelSpec((4, 3, 64, 64), quick=False),
     "DenseNet28": ModelSpec((2, 3, 32, 32)),
     "DenseNet37": ModelSpec((2, 3, 32, 32), quick=False),
     "DenseNet45": ModelSpec((2, 3, 32, 32), quick=False),
     "MeliusNet22": ModelSpec((2, 3, 32, 32)),
     "MeliusNet23": ModelSpec((2, 3, 32, 32), quick=False),
-    "MeliusNet29": ModelSpec((2, 3, 32, 32), quick=False),
+    "MeliusNet29": ModelSpec((2, 3, 32, 32), quick=False, submodule="meliusnet"),
     "MeliusNet42": ModelSpec((2, 3, 32, 32), quick=False),
     "MeliusNet59": ModelSpec((2, 3, 32, 32), quick=False),
     "MeliusNetA": ModelSpec((2, 3, 32, 32), quick=False),
@@ -828,24 +954,44 @@ ZOO: dict[str, ModelSpec] = {
 # fmt: on
 
 
+def _zoo_class(module: Any, name: str) -> Any:
+    """The model class ``name`` of ``bitorch.models``/``bitorch_jax.models``: registered
+    (``model_from_name``), else a package attribute, else one of the ``submodule`` of its
+    :data:`ZOO` entry (0.4.1 defines ``MeliusNet29`` in ``models.meliusnet`` without
+    registering or exporting it); ``None`` when none exists."""
+    if name.lower() in module.model_names():
+        return module.model_from_name(name)
+    cls = getattr(module, name, None)
+    spec = ZOO.get(name)
+    if cls is None and spec is not None and spec.submodule:
+        try:
+            inner = importlib.import_module(f"{module.__name__}.{spec.submodule}")
+        except ImportError:
+            return None
+        cls = getattr(inner, name, None)
+    return cls if isinstance(cls, type) else None
+
+
 def zoo_names() -> tuple[list[str], list[str]]:
-    """``(runnable, skip messages)``: the :data:`ZOO` names registered in both
-    ``bitorch.models`` and ``bitorch_jax.models`` (table order), and why the others are
-    not run (a registry that fails to import, or a name missing from one of them)."""
+    """``(runnable, skip messages)``: the :data:`ZOO` names defined in both
+    ``bitorch.models`` and ``bitorch_jax.models`` (registered, or a module attribute;
+    table order), and why the others are not run (a package that fails to import, or a
+    name missing from one of them)."""
     found: dict[str, set[str]] = {}
     skipped = []
     for label, module in (("bitorch.models", "bitorch.models"),
                           ("bitorch_jax.models", "bitorch_jax.models")):  # fmt: skip
         try:
             registry = __import__(module, fromlist=["model_names"])
-            found[label] = set(registry.model_names())
+            found[label] = {n for n in ZOO if _zoo_class(registry, n) is not None}
         except Exception as exc:  # noqa: BLE001 - the zoo may be incomplete
             found[label] = set()
             skipped.append(f"{label} does not import ({type(exc).__name__}: {exc})")
-    both = [n for n in ZOO if all(n.lower() in names for names in found.values())]
+    both = [n for n in ZOO if all(n in names for names in found.values())]
     absent = [n for n in ZOO if n not in both]
     if absent:
-        skipped.append(f"not registered in both zoos (skipped): {', '.join(absent)}")
+        skipped.append(f"not in both bitorch.models and bitorch_jax.models (skipped): "
+                       f"{', '.join(absent)}")  # fmt: skip
     return both, skipped
 
 
@@ -876,12 +1022,12 @@ def build_pair(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     # num_classes by keyword: 0.4.1's QuickNetSmall/Large take it only so
-    t_model = torch_models.model_from_name(name)(
+    t_model = _zoo_class(torch_models, name)(
         spec.input_shape, num_classes=spec.num_classes, **spec.kwargs
     )
     t_model = t_model.to(getattr(torch, dtype))
     _randomize_batchnorms(t_model, rng)
-    f_model = jax_models.model_from_name(name)(
+    f_model = _zoo_class(jax_models, name)(
         spec.input_shape, num_classes=spec.num_classes, **spec.kwargs,
         rngs=nnx.Rngs(seed), param_dtype=jnp.dtype(dtype),
     )  # fmt: skip
@@ -927,7 +1073,10 @@ RULES = (
     "within model_tolerance (bitorch_common/tolerances.py); the first layer (torch order) "
     "beyond it is named. A boundary flip (a quantizing layer's inputs agree within the "
     "tolerance but quantize differently: they straddle 0 for sign) is counted; from that "
-    "layer on, that mode's results are shown but not judged."
+    "layer on, that mode's results are shown but not judged. A gradient flip (the inputs "
+    "agree but straddle a mask boundary of the straight-through gradient, e.g. |x| = 1 of "
+    "gradient cancellation) is counted too; the input gradient and the gradients of the "
+    "modules finishing before that layer are then shown but not judged."
 )
 
 
@@ -985,7 +1134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             absent = [n for n in names if n not in runnable]
             if absent:
                 raise ValueError(
-                    f"not registered in both bitorch.models and bitorch_jax.models: "
+                    f"not in both bitorch.models and bitorch_jax.models: "
                     f"{', '.join(absent)} (runnable: {', '.join(runnable) or 'none'})"
                 )
     except (ValueError, TypeError) as exc:

@@ -203,6 +203,57 @@ def test_difference_beyond_tolerance_is_not_a_flip() -> None:
         assert row.flips == 0 and row.first_divergence == "net.1", row.details()
 
 
+def _bn_bias_near_one_pair(delta: float) -> tuple[TorchSmall, FlaxSmall, np.ndarray]:
+    """Channel 0 of the BN gives ``1 - delta`` in torch and ``1 + delta`` in JAX (gamma 0),
+    right before a sign with gradient cancellation at ``|x| <= 1``: equal forward values,
+    straight-through gradient 1 in torch and 0 in JAX."""
+    t, f, x = small_pair("float64")
+    with torch.no_grad():
+        t.net[1].weight[0] = 0.0
+        t.net[1].bias[0] = 1.0 - delta
+    with jax_x64("float64"):
+        torch_to_nnx(t, f)
+        f.net[1].bias[...] = f.net[1].bias[...].at[0].set(1.0 + delta)
+    return t, f, x
+
+
+def test_mask_boundary_within_tolerance_is_a_gradient_flip() -> None:
+    t, f, x = _bn_bias_near_one_pair(1e-14)
+    report = parity_tests.compare_models(t, f, x, name="small", convert=False)
+    assert report.ok, str(report)
+    upstream = ["input grad", "grad net.0.weight", "grad net.1.weight", "grad net.1.bias"]
+    for row in report:
+        assert row.flips == 4 * 8 * 8 and row.grad_flip_layer == "net.2", row.details()
+        assert row.flip_layer is None and row.first_divergence is None
+        # measured, not judged: the gradients that flow back through the flipped mask ...
+        for label in upstream:
+            assert not row.arrays[label]["judged"], label
+        assert row.arrays["grad net.1.bias"]["max_diff"] > 0.01  # ... and they do differ
+        # ... while the forward pass and the gradients after the layer stay judged
+        for label in ["activation net.3", "logits", "grad net.3.weight", "grad net.6.weight"]:
+            assert row.arrays[label]["judged"], label
+    assert "gradient flip" in report.details()
+
+
+def test_mask_boundary_beyond_tolerance_is_not_a_gradient_flip() -> None:
+    t, f, x = _bn_bias_near_one_pair(1e-6)
+    report = parity_tests.compare_models(t, f, x, name="small", convert=False)
+    assert not report.ok
+    for row in report:
+        assert row.flips == 0 and row.grad_flip_layer is None, row.details()
+        assert row.first_divergence == "net.1", row.details()
+
+
+def test_frozen_torch_parameter_needs_a_zero_flax_gradient() -> None:
+    t, f, x = small_pair("float64")
+    t.net[0].weight.requires_grad_(False)  # the NNX twin trains it: a real difference
+    report = parity_tests.compare_models(t, f, x, name="small")
+    assert not report.ok
+    for row in report:
+        assert any("grad net.0.weight: frozen in torch" in p for p in row.problems), row.details()
+        assert "grad net.0.weight" not in row.arrays  # not compared as a trained weight
+
+
 def test_arguments_are_checked() -> None:
     t, f, x = small_pair("float32")
     with pytest.raises(ValueError, match="modes"):
@@ -242,6 +293,21 @@ def test_zoo_models_match(name: str) -> None:
         if row.dtype == "float64":  # rounding level, relative to (|element| + A)
             relative = row.grad_tolerance_used * model_tolerance("float64").rtol
             assert relative < 2e-13, row.details()
+
+
+def test_quicknet_frozen_blur_and_degenerate_free_batchnorms() -> None:
+    """QuickNet's fixed blur is ``requires_grad=False`` in torch and a stop_gradient
+    ``FrozenParam`` in NNX: not a trained weight on either side, zero gradient in NNX."""
+    if "QuickNetSmall" not in ZOO_NOW:
+        pytest.skip(f"QuickNetSmall is not in both registries yet: {ZOO_SKIPPED}")
+    report = pm.run_zoo(["QuickNetSmall"], ["float64"])
+    assert report.ok, str(report)
+    with jax_x64("float64"):
+        t, _, _ = pm.build_pair("QuickNetSmall", "float64")
+    frozen = [n for n, p in t.named_parameters() if not p.requires_grad]
+    assert len(frozen) == 3 and all("depth_conv" in n for n in frozen)
+    for row in report:
+        assert row.layers_compared > 10 and not any(f"grad {n}" in row.arrays for n in frozen)
 
 
 def test_broken_block_of_resnete18_is_named_first() -> None:
@@ -312,7 +378,7 @@ def tiny_zoo(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(module, "model_from_name", lookup(cls))
         monkeypatch.setattr(module, "model_names", lambda: ["tiny"])
     monkeypatch.setattr(
-        pm, "ZOO", {"Tiny": pm.ModelSpec((2, 3, 6, 6), 3), "LeNet": pm.ZOO["LeNet"]}
+        pm, "ZOO", {"Tiny": pm.ModelSpec((2, 3, 6, 6), 3), "NoSuchNet": pm.ZOO["LeNet"]}
     )
 
 
@@ -325,7 +391,7 @@ def test_models_command(tiny_zoo: None, capsys: pytest.CaptureFixture, tmp_path:
         ("eval", "float64", "PASS"), ("train", "float64", "PASS"),
         ("eval", "float32", "PASS"), ("train", "float32", "PASS"),
     ]  # fmt: skip
-    assert "not registered in both zoos (skipped): LeNet" in out
+    assert "not in both bitorch.models and bitorch_jax.models (skipped): NoSuchNet" in out
     assert "PASS: every model matches" in out
     data = json.loads(path.read_text())
     assert data["ok"] and data["models"] == ["Tiny"] and data["command"] == "models"
@@ -335,8 +401,8 @@ def test_models_command(tiny_zoo: None, capsys: pytest.CaptureFixture, tmp_path:
 def test_models_command_usage_errors(tiny_zoo: None, capsys: pytest.CaptureFixture) -> None:
     assert main(["models", "--models", "Nope"]) == 2
     assert "unknown model(s): Nope" in capsys.readouterr().err
-    assert main(["models", "--models", "LeNet"]) == 2
-    assert "not registered in both" in capsys.readouterr().err
+    assert main(["models", "--models", "NoSuchNet"]) == 2
+    assert "not in both bitorch.models and bitorch_jax.models: NoSuchNet" in capsys.readouterr().err
     assert main(["models", "--dtypes", "float16"]) == 2
     assert main(["models", "--list"]) == 0
     assert capsys.readouterr().out.startswith("Tiny  input (2, 3, 6, 6), 3 classes")
