@@ -346,6 +346,147 @@ def _conv_micro_jax(batch: int, hw: int, device: Any, repeats: int) -> dict[str,
     return out
 
 
+def _median_ms(run: Any, repeats: int) -> float:
+    """Median wall time of ``repeats`` calls of ``run()`` (which must block), in ms, after
+    one untimed call (the compile, for a jitted function)."""
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return 1e3 * sorted(times)[len(times) // 2]
+
+
+def _hlo_convolutions(hlo: str) -> list[dict[str, Any]]:
+    """Each convolution of a compiled HLO module's text: its ``window`` (size, padding)
+    and whether XLA:CPU hands it to a YNNPACK library fusion (``__ynn_fusion``)."""
+    computation, convs, library_calls = "", [], set()
+    for line in hlo.splitlines():
+        text = line.strip()
+        if text.startswith("ENTRY"):
+            computation = "ENTRY"
+        elif text.startswith("%") and "{" in text and "=" not in text.split("(")[0]:
+            computation = text.split()[0]
+        if "__ynn_fusion" in text and "calls=" in text:
+            library_calls.add(text.split("calls=")[1].split(",")[0].split()[0])
+        if " convolution(" in text:
+            window = text.split("window={")[1].split("}")[0] if "window={" in text else ""
+            convs.append({"window": window, "computation": computation})
+    return [{"window": c["window"], "ynnpack": c["computation"] in library_calls} for c in convs]
+
+
+def _binary_conv_micro_jax(batch: int, hw: int, device: Any, repeats: int) -> dict[str, Any]:
+    """Where a binary convolution's time goes in JAX: one 3x3 64->64 stride-1 padding-1
+    convolution on ``(batch, hw, hw, 64)`` NHWC, forward + backward (input and weight
+    gradients against a fixed random cotangent), jitted, median of ``repeats``, in
+    variants that add one piece of :func:`bitorch_jax.layers.q_conv` at a time; plus the
+    forward alone and the convolutions of the compiled HLO. ``binary_pad_-1_valid`` is
+    q_conv's former formulation (the -1 ring by ``jnp.pad``, then an unpadded, VALID
+    convolution); ``q_conv`` is the layer as it is (the ring padded one element wider and
+    cropped again by a convolution padding of -1), checked bit for bit against it."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from bitorch_jax.layers import gradient_cancellation, q_conv
+    from bitorch_jax.quantizations import sign
+
+    rng = np.random.default_rng(0)
+    x, g = (
+        jax.device_put(jnp.asarray(rng.standard_normal((batch, hw, hw, 64), np.float32)), device)
+        for _ in range(2)
+    )
+    w = jax.device_put(jnp.asarray(0.05 * rng.standard_normal((3, 3, 64, 64), np.float32)), device)
+    dims = ("NHWC", "HWIO", "NHWC")
+
+    def conv(a: Any, b: Any, pad: int) -> Any:
+        return jax.lax.conv_general_dilated(a, b, (1, 1), ((pad, pad),) * 2, dimension_numbers=dims)
+
+    def ring(a: Any, width: int) -> Any:
+        return jnp.pad(a, ((0, 0), (width, width), (width, width), (0, 0)), constant_values=-1.0)
+
+    def binary(a: Any) -> Any:  # the layer's input quantizer: sign after gradient cancellation
+        return sign(gradient_cancellation(a, 1.0))
+
+    variants = {
+        "float_pad_in_conv": lambda a, b: conv(a, b, 1),
+        "float_pad_-1_valid": lambda a, b: conv(ring(a, 1), b, 0),
+        "sign_pad_in_conv": lambda a, b: conv(binary(a), sign(b), 1),
+        "binary_pad_-1_valid": lambda a, b: conv(ring(binary(a), 1), sign(b), 0),
+        "q_conv": lambda a, b: q_conv(a, b, padding=1),
+    }
+    out: dict[str, Any] = {"fwd_bwd_ms": {}, "forward_ms": {}, "hlo_convolutions": {}}
+    results = {}
+    for name, f in variants.items():
+
+        def fwd_bwd(a: Any, b: Any, c: Any, f: Any = f) -> Any:
+            y, vjp = jax.vjp(f, a, b)
+            return y, *vjp(c)
+
+        try:
+            both, fwd = jax.jit(fwd_bwd), jax.jit(f)
+            results[name] = jax.block_until_ready(both(x, w, g))
+            out["fwd_bwd_ms"][name] = _median_ms(
+                lambda both=both: jax.block_until_ready(both(x, w, g)), repeats
+            )
+            out["forward_ms"][name] = _median_ms(
+                lambda fwd=fwd: jax.block_until_ready(fwd(x, w)), repeats
+            )
+            if name == "float_pad_-1_valid":  # the pad op alone, for scale
+                pad = jax.jit(lambda a: ring(a, 1))
+                out["forward_ms"]["pad_-1_only"] = _median_ms(
+                    lambda pad=pad: jax.block_until_ready(pad(x)), repeats
+                )
+            if name in ("float_pad_in_conv", "binary_pad_-1_valid", "q_conv"):
+                hlo = both.lower(x, w, g).compile().as_text()
+                out["hlo_convolutions"][name] = _hlo_convolutions(hlo)
+        except Exception as err:  # e.g. a backend without negative convolution padding
+            out.setdefault("errors", {})[name] = f"{type(err).__name__}: {err}"[:300]
+    if "q_conv" in results and "binary_pad_-1_valid" in results:
+        out["q_conv_vs_valid_bit_identical"] = {
+            part: bool(jnp.array_equal(a, b))
+            for part, a, b in zip(
+                ("y", "dx", "dw"), results["q_conv"], results["binary_pad_-1_valid"], strict=True
+            )
+        }
+    out["repeats"] = repeats
+    return out
+
+
+def _binary_conv_micro_torch(batch: int, hw: int, device: Any, repeats: int) -> dict[str, Any]:
+    """torch eager counterparts of :func:`_binary_conv_micro_jax` (NCHW): ``conv2d`` with
+    padding 1, ``F.pad(-1)`` then an unpadded ``conv2d`` on float inputs, and bitorch's
+    ``QConv2d(64, 64, 3, padding=1)``, forward + backward, median of ``repeats``."""
+    import torch
+    import torch.nn.functional as F
+
+    from bitorch.layers import QConv2d
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 64, hw, hw, generator=gen).to(device).requires_grad_(True)
+    g = torch.randn(batch, 64, hw, hw, generator=gen).to(device)
+    w = (torch.randn(64, 64, 3, 3, generator=gen) * 0.05).to(device).requires_grad_(True)
+    layer = QConv2d(64, 64, 3, padding=1).to(device)
+    variants = {
+        "float_pad_in_conv": (lambda: F.conv2d(x, w, padding=1), (x, w)),
+        "float_pad_-1_valid": (lambda: F.conv2d(F.pad(x, (1, 1, 1, 1), value=-1.0), w), (x, w)),
+        "QConv2d": (lambda: layer(x), (x, layer.weight)),
+    }
+    out: dict[str, Any] = {"fwd_bwd_ms": {}}
+    for name, (f, wrt) in variants.items():
+
+        def run(f: Any = f, wrt: Any = wrt) -> None:
+            grads = torch.autograd.grad(f(), wrt, g)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            del grads
+
+        out["fwd_bwd_ms"][name] = _median_ms(run, repeats)
+    out["repeats"] = repeats
+    return out
+
+
 def _worker_torch(args: argparse.Namespace, compiled: bool) -> dict[str, Any]:
     import torch
 
@@ -400,6 +541,10 @@ def _worker_torch(args: argparse.Namespace, compiled: bool) -> dict[str, Any]:
     if args.explain and not compiled:
         result["profile_top_ops"] = _torch_profile(step)
         result["conv_micro"] = _conv_micro_torch(args.batch, args.image, device, 3)
+        if args.variant == "binary":
+            result["binary_conv_micro"] = _binary_conv_micro_torch(
+                args.batch, args.image, device, 3
+            )
     return result
 
 
@@ -482,6 +627,8 @@ def _worker_jax(args: argparse.Namespace) -> dict[str, Any]:
     )
     if args.explain:
         result["conv_micro"] = _conv_micro_jax(args.batch, args.image, device, 3)
+        if args.variant == "binary":
+            result["binary_conv_micro"] = _binary_conv_micro_jax(args.batch, args.image, device, 3)
     return result
 
 
@@ -775,6 +922,82 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+def _ms(value: float | None) -> str:
+    """Milliseconds for a finding: whole ms from 10 ms up, one decimal below."""
+    return _f(value, ".0f" if value is None or abs(value) >= 10 else ".1f") + " ms"
+
+
+def _binary_micro_finding(
+    jax_micro: dict[str, Any] | None, torch_micro: dict[str, Any] | None, result: dict[str, Any]
+) -> str | None:
+    """The sentence on one binary convolution's pieces (``_binary_conv_micro_*``), from
+    this run's numbers only; ``None`` if JAX's measurement is missing."""
+    if not jax_micro:
+        return None
+    fb, fw = jax_micro.get("fwd_bwd_ms") or {}, jax_micro.get("forward_ms") or {}
+    tfb = (torch_micro or {}).get("fwd_bwd_ms") or {}
+    s = result["settings"]
+    ms = _ms
+    diff = lambda a, b: None if a is None or b is None else a - b  # noqa: E731
+    a, b = fb.get("float_pad_in_conv"), fb.get("float_pad_-1_valid")
+    c, d, e = fb.get("sign_pad_in_conv"), fb.get("binary_pad_-1_valid"), fb.get("q_conv")
+    text = (
+        f"One binary convolution alone (3x3 64->64, stride 1, padding 1, on ({s['batch']}, "
+        f"{s['image']}, {s['image']}, 64), forward + backward with input and weight "
+        f"gradients against a random cotangent, median of {jax_micro.get('repeats')}). JAX: "
+        f"float convolution with its zero padding inside the convolution {ms(a)}; float "
+        f"input padded with -1 by jnp.pad, then an unpadded (VALID) convolution {ms(b)}; "
+        "sign with gradient cancellation on the input and sign on the weight, zero padding "
+        f"inside the convolution {ms(c)}; the same with the -1 padding by jnp.pad and a "
+        f"VALID convolution (q_conv's former formulation) {ms(d)}; q_conv as it is (the -1 "
+        f"ring padded one element wider and cropped again by a convolution padding of -1) "
+        f"{ms(e)}."
+    )
+    if tfb:
+        text += (
+            f" torch eager: conv2d {ms(tfb.get('float_pad_in_conv'))}, F.pad(-1) + conv2d "
+            f"{ms(tfb.get('float_pad_-1_valid'))}, QConv2d {ms(tfb.get('QConv2d'))}."
+        )
+    text += (
+        f" In JAX the quantizers add {ms(diff(c, a))}, the -1 padding by jnp.pad + VALID "
+        f"{ms(diff(d, c))} per convolution ({ms(diff(b, a))} on float inputs) and q_conv's "
+        f"cropped ring {ms(diff(e, c))}"
+    )
+    if tfb:
+        text += (
+            f"; in torch the whole binary layer adds "
+            f"{ms(diff(tfb.get('QConv2d'), tfb.get('float_pad_in_conv')))}"
+        )
+    text += (
+        f". Not the pad op itself (jnp.pad alone {ms(fw.get('pad_-1_only'))}) but the "
+        f"unpadded convolutions it leaves: forward alone {ms(fw.get('binary_pad_-1_valid'))} "
+        f"for the VALID form against {ms(fw.get('float_pad_in_conv'))} for the float "
+        f"convolution and {ms(fw.get('q_conv'))} for q_conv."
+    )
+    hlo = jax_micro.get("hlo_convolutions") or {}
+    if hlo.get("binary_pad_-1_valid"):
+        convs, floats = hlo["binary_pad_-1_valid"], hlo.get("float_pad_in_conv") or []
+        ours = hlo.get("q_conv") or []
+        bare = [c for c in convs if "pad=" not in c["window"]]
+        text += (
+            f" XLA folds only zero padding into a convolution: in the compiled VALID form "
+            f"{len(bare)} of its {len(convs)} convolutions have no padding at all (windows "
+            f"{', '.join(c['window'].replace('size=', '') for c in bare) or '-'}), "
+            f"{sum(c['ynnpack'] for c in bare)} of them in YNNPACK library fusions; padded "
+            f"are {sum('pad=' in c['window'] for c in floats)} of {len(floats)} in the float "
+            f"layer and {sum('pad=' in c['window'] for c in ours)} of {len(ours)} in q_conv."
+        )
+    same = jax_micro.get("q_conv_vs_valid_bit_identical")
+    if e is not None and d is not None and same:
+        identical = [k for k, v in same.items() if v]
+        text += f" q_conv is {_f(ratio(d, e))}x as fast as the VALID form; " + (
+            "output, input and weight gradients bit-identical."
+            if len(identical) == len(same)
+            else f"bit-identical: {', '.join(identical) or 'none'} of y, dx, dw."
+        )
+    return text
+
+
 def _findings(result: dict[str, Any]) -> list[str]:
     """Measured facts that explain the ratios (only what this run measured)."""
     default = result["settings"]["torch_threads"]
@@ -847,6 +1070,11 @@ def _findings(result: dict[str, Any]) -> list[str]:
             + ". torch's convolutions run as aten::mkldnn_convolution (oneDNN, see the "
             "profile below); the JAX figures are XLA:CPU's own convolution."
         )
+    binary_micro = _binary_micro_finding(
+        (jb or {}).get("binary_conv_micro"), (eb or {}).get("binary_conv_micro"), result
+    )
+    if binary_micro:
+        out.append(binary_micro)
     if eb and eb.get("profile_top_ops"):
         ops = ", ".join(
             f"{o['op']} {o['share']:.0%} ({o['calls']} calls)" for o in eb["profile_top_ops"][:6]

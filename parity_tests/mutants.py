@@ -645,8 +645,8 @@ MUTANTS: tuple[Mutant, ...] = (
         id="jax-qconv-zero-padding",
         category="jax layer",
         file="bitorch_jax/layers/qconv.py",
-        original="jnp.pad(xq, ((0, 0), *pads, (0, 0)), constant_values=pad_value)",
-        replacement="jnp.pad(xq, ((0, 0), *pads, (0, 0)))",
+        original="jnp.pad(xq, ((0, 0), *ring, (0, 0)), constant_values=pad_value)",
+        replacement="jnp.pad(xq, ((0, 0), *ring, (0, 0)))",
         description="q_conv pads with jnp.pad's default 0 instead of pad_value",
         tests=T_JAX_LAYERS,
     ),
@@ -654,16 +654,10 @@ MUTANTS: tuple[Mutant, ...] = (
         id="jax-qconv-pad-before-quantize",
         category="jax layer",
         file="bitorch_jax/layers/qconv.py",
-        original=(
-            "    xq = q_activation(x, input_quantization, threshold)\n"
-            "    if any(p for pair in pads for p in pair):\n"
-            "        xq = jnp.pad(xq, ((0, 0), *pads, (0, 0)), constant_values=pad_value)\n"
-        ),
+        original=("        xq = jnp.pad(xq, ((0, 0), *ring, (0, 0)), constant_values=pad_value)\n"),
         replacement=(
-            "    xq = x\n"
-            "    if any(p for pair in pads for p in pair):\n"
-            "        xq = jnp.pad(xq, ((0, 0), *pads, (0, 0)), constant_values=pad_value)\n"
-            "    xq = q_activation(xq, input_quantization, threshold)\n"
+            "        xq = jnp.pad(x, ((0, 0), *ring, (0, 0)), constant_values=pad_value)\n"
+            "        xq = q_activation(xq, input_quantization, threshold)\n"
         ),
         description="q_conv pads before quantizing: the padding is quantized too",
         tests=T_JAX_LAYERS,
@@ -672,9 +666,9 @@ MUTANTS: tuple[Mutant, ...] = (
         id="jax-qconv-same-odd-before",
         category="jax layer",
         file="bitorch_jax/layers/qconv.py",
-        original="jnp.pad(xq, ((0, 0), *pads, (0, 0)), constant_values=pad_value)",
+        original="jnp.pad(xq, ((0, 0), *ring, (0, 0)), constant_values=pad_value)",
         replacement=(
-            "jnp.pad(xq, ((0, 0), *[(hi, lo) for lo, hi in pads], (0, 0)), "
+            "jnp.pad(xq, ((0, 0), *[(hi, lo) for lo, hi in ring], (0, 0)), "
             "constant_values=pad_value)"
         ),
         description="(before, after) pairs read as (after, before): 'same' with an even "

@@ -244,6 +244,31 @@ def test_mask_boundary_beyond_tolerance_is_not_a_gradient_flip() -> None:
         assert row.first_divergence == "net.1", row.details()
 
 
+@pytest.mark.parametrize("inplace", [False, True])
+def test_relu_at_zero_is_a_gradient_flip(inplace: bool) -> None:
+    """A float ReLU's gradient mask flips at 0 like a straight-through mask at its
+    threshold; an in-place ReLU's input is recorded before it is overwritten."""
+    tol = model_tolerance("float64")
+    row = pm.ModelResult("relu", "eval", "float64", "cpu", kind="model")
+    judge = pm._Judge(row, tol)
+    x_t = np.array([[-1e-15, 0.5, -2.0, 3e-16]])
+    x_f = np.array([[1e-15, 0.5, -2.0, 3e-16]])
+    pm._check_grad_flips(judge, "act", 7, nn.ReLU(inplace=inplace), x_t, x_f)
+    assert row.flips == 1 and judge.grad_flip_at == 7 and row.grad_flip_layer == "act"
+    (element,) = row.flip_list
+    assert element.index == (0, 0) and (element.left, element.right) == (0.0, 1.0)
+    # beyond the tolerance it is not a flip (the layer before diverged)
+    row2 = pm.ModelResult("relu", "eval", "float64", "cpu", kind="model")
+    judge2 = pm._Judge(row2, tol)
+    pm._check_grad_flips(judge2, "act", 7, nn.ReLU(), x_t - 1e-6, x_f)
+    assert row2.flips == 0 and judge2.grad_flip_at is None
+    # the recorder keeps the input of an in-place ReLU as it was
+    net = nn.Sequential(nn.Identity(), nn.ReLU(inplace=inplace))
+    with pm._record_torch(net) as (order, seen):
+        net(torch.tensor([[-1.0, 2.0]]))
+    assert seen["1:input"][0].tolist() == [[-1.0, 2.0]] and seen["1"][0].tolist() == [[0.0, 2.0]]
+
+
 def test_frozen_torch_parameter_needs_a_zero_flax_gradient() -> None:
     t, f, x = small_pair("float64")
     t.net[0].weight.requires_grad_(False)  # the NNX twin trains it: a real difference
