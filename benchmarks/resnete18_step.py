@@ -664,8 +664,19 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
+#: The XLA:CPU control of ``--explain``: YNNPACK library fusions off (measured on this
+#: 2-core CPU, one 3x3 64->64 float convolution at batch 64, 32x32, forward + backward:
+#: 177 ms with them, 105-122 ms without).
+XLA_CPU_CONTROL_FLAGS = "--xla_cpu_experimental_ynn_fusion_type="
+
+
 def _run_worker(
-    args: argparse.Namespace, framework: str, variant: str, threads: int | None, log: Any
+    args: argparse.Namespace,
+    framework: str,
+    variant: str,
+    threads: int | None,
+    log: Any,
+    xla_flags: str | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "worker.json")
@@ -699,6 +710,8 @@ def _run_worker(
         if args.explain:
             cmd.append("--explain")
         env = dict(os.environ, KINETO_LOG_LEVEL="5", TORCHINDUCTOR_FX_GRAPH_CACHE="0")
+        if xla_flags:
+            env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {xla_flags}".strip()
         if args.device == "gpu":
             env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         start = time.perf_counter()
@@ -732,15 +745,20 @@ def _run_worker(
             }
     result["process_wall_s"] = wall
     result["torch_threads_setting"] = threads
-    result["label"] = _label(framework, threads, args.torch_threads)
+    result["xla_flags_setting"] = xla_flags
+    result["label"] = _label(framework, threads, args.torch_threads, xla_flags)
     if not result.get("ok"):
         log(f"{framework} ({variant}) failed: {result.get('error')}")
     return result
 
 
-def _label(framework: str, threads: int | None, default: int | None) -> str:
+def _label(
+    framework: str, threads: int | None, default: int | None, xla_flags: str | None = None
+) -> str:
     """The framework column: ``torch_eager (1 thread)`` for an explain run's extra thread
-    setting."""
+    setting, ``jax (XLA_FLAGS=...)`` for its XLA flags control."""
+    if xla_flags:
+        return f"{framework} (XLA_FLAGS={xla_flags})"
     if framework.startswith("torch") and threads != default:
         return f"{framework} ({threads} thread{'s' if threads != 1 else ''})"
     return framework
@@ -752,7 +770,7 @@ def _evaluate(result: dict[str, Any]) -> dict[str, Any]:
     by = {
         (r["framework"], r["variant"]): r
         for r in result["runs"]
-        if r.get("torch_threads_setting") == default
+        if r.get("torch_threads_setting") == default and not r.get("xla_flags_setting")
     }
 
     def sps(fw: str, variant: str = "binary") -> float | None:
@@ -830,11 +848,16 @@ def run_benchmark(
     specs = [spec for spec in specs if spec[1] in variants]
     if args.explain and "torch_eager" in frameworks and args.torch_threads != 1:
         specs.append(("torch_eager", "binary", 1))  # the thread-count control
+    flag_specs = []
+    if args.explain and "jax" in frameworks and args.device == "cpu":
+        flag_specs.append(("jax", "binary", args.torch_threads))  # the XLA:CPU control
     wall = time.perf_counter()
-    for framework, variant, threads in specs:
-        label = _label(framework, threads, args.torch_threads)
+    for framework, variant, threads, xla_flags in [(*spec, None) for spec in specs] + [
+        (*spec, XLA_CPU_CONTROL_FLAGS) for spec in flag_specs
+    ]:
+        label = _label(framework, threads, args.torch_threads, xla_flags)
         log(f"{label} ({variant} network), fresh process")
-        run = _run_worker(args, framework, variant, threads, log)
+        run = _run_worker(args, framework, variant, threads, log, xla_flags)
         if run.get("ok"):
             log(
                 f"{label} ({variant}): {run['steps_per_s']:.3f} steps/s, "
@@ -1005,10 +1028,31 @@ def _findings(result: dict[str, Any]) -> list[str]:
     by = {
         (r["framework"], r["variant"]): r
         for r in ok_runs
-        if r.get("torch_threads_setting") == default
+        if r.get("torch_threads_setting") == default and not r.get("xla_flags_setting")
     }
     ratios = result.get("ratios", {})
     out = []
+    flagged = [r for r in ok_runs if r.get("xla_flags_setting") and r["variant"] == "binary"]
+    jax_default = by.get(("jax", "binary"))
+    if flagged and jax_default:
+        run, eager = flagged[0], by.get(("torch_eager", "binary"))
+        compiled = by.get(("torch_compile", "binary"))
+        out.append(
+            f"XLA:CPU control, the JAX binary step with XLA_FLAGS={run['xla_flags_setting']} "
+            f"(YNNPACK library fusions off): {1e3 * run['step_median_s']:.0f} ms against "
+            f"{1e3 * jax_default['step_median_s']:.0f} ms with XLA's defaults"
+            + (
+                f"; JAX/eager speed {_f(ratio(run['steps_per_s'], eager['steps_per_s']))}x"
+                if eager
+                else ""
+            )
+            + (
+                f", JAX/compile {_f(ratio(run['steps_per_s'], compiled['steps_per_s']))}x"
+                if compiled
+                else ""
+            )
+            + ". The flag changes which kernels XLA:CPU calls for convolutions and dots."
+        )
     one = [r for r in ok_runs if r.get("torch_threads_setting") == 1 and default != 1]
     eager = by.get(("torch_eager", "binary"))
     if one and eager:

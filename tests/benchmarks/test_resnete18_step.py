@@ -112,3 +112,23 @@ def test_merge_appends_to_a_file_without_markers_and_refuses_broken_ones() -> No
     assert merge_section("notes\n", block) == "notes\n\n" + block
     with pytest.raises(ValueError, match="1 begin and 0 end"):
         merge_section("x\n" + BEGIN_MARKER + "\n", block)
+
+
+def test_xla_flags_control_is_a_finding_not_the_jax_row() -> None:
+    """The ``--explain`` XLA:CPU control row is reported on its own: the ratios and targets
+    come from the run with XLA's defaults, the finding from both."""
+    from benchmarks.resnete18_step import XLA_CPU_CONTROL_FLAGS, _evaluate, _findings
+
+    def run(framework: str, seconds: float, flags: str | None = None) -> dict:
+        return {"ok": True, "framework": framework, "variant": "binary", "step_median_s": seconds,
+                "steps_per_s": 1 / seconds, "torch_threads_setting": None,
+                "xla_flags_setting": flags}  # fmt: skip
+
+    runs = [run("jax", 2.0), run("torch_eager", 1.5), run("jax", 1.2, XLA_CPU_CONTROL_FLAGS)]
+    result = {"settings": {"torch_threads": None, "batch": 2, "image": 8}, "runs": runs,
+              "machine": {}}  # fmt: skip
+    result.update(_evaluate(result))
+    assert result["ratios"]["jax/torch_eager"] == pytest.approx(0.75)  # the default run
+    (line,) = [f for f in _findings(result) if f.startswith("XLA:CPU control")]
+    assert f"XLA_FLAGS={XLA_CPU_CONTROL_FLAGS}" in line
+    assert "1200 ms against 2000 ms" in line and "JAX/eager speed 1.25x" in line
