@@ -573,23 +573,26 @@ def _flax_run(
 
     args = (state, jnp.asarray(_to_nhwc(x)), jnp.asarray(labels))
     note = None
-    try:
-        # activations recorded inside the gradient pass: they are the values the logits and
-        # gradients come from (a separate forward may be compiled, and rounded, otherwise)
-        out = jax.jit(functools.partial(step, inside=True))(*args)
-    except Exception as exc:  # noqa: BLE001 - some primals cannot be returned from there
+    # full-precision float32 convolutions and dots: a GPU would otherwise use TF32
+    # (10-bit mantissa) where torch's CPU run does not; on CPU nothing changes
+    with jax.default_matmul_precision("highest"):
         try:
-            out = jax.jit(functools.partial(step, inside=False))(*args)
-            note = (
-                "activations recorded in a separate jitted forward pass "
-                f"({type(exc).__name__} inside the gradient pass)"
-            )
-        except Exception as exc2:  # noqa: BLE001 - e.g. a layer jit + grad cannot linearize
-            note = (
-                f"jax.jit of the NNX forward/backward failed ({type(exc2).__name__}: "
-                f"{str(exc2).splitlines()[0][:160]}); ran eagerly instead"
-            )
-            out = step(*args, inside=False)
+            # activations recorded inside the gradient pass: they are the values the logits and
+            # gradients come from (a separate forward may be compiled, and rounded, otherwise)
+            out = jax.jit(functools.partial(step, inside=True))(*args)
+        except Exception as exc:  # noqa: BLE001 - some primals cannot be returned from there
+            try:
+                out = jax.jit(functools.partial(step, inside=False))(*args)
+                note = (
+                    "activations recorded in a separate jitted forward pass "
+                    f"({type(exc).__name__} inside the gradient pass)"
+                )
+            except Exception as exc2:  # noqa: BLE001 - e.g. a layer jit + grad cannot linearize
+                note = (
+                    f"jax.jit of the NNX forward/backward failed ({type(exc2).__name__}: "
+                    f"{str(exc2).splitlines()[0][:160]}); ran eagerly instead"
+                )
+                out = step(*args, inside=False)
     loss, logits, seen, g_model, g_x, new_state = out
     nnx.update(model, new_state)
     param_grads = {
@@ -833,7 +836,7 @@ def compare_models(
         ys = _labels(labels, n, num_classes, rng)
         quantizing = [nm for nm, m in torch_model.named_modules() if nm and _records_input(m)]
         for mode in modes:
-            result = ModelResult(label, mode, dtype, "cpu", kind="model",
+            result = ModelResult(label, mode, dtype, jax.default_backend(), kind="model",
                                  rtol=tol.rtol, array_rtol=tol.array_rtol)  # fmt: skip
             report.results.append(result)
             try:
@@ -1101,7 +1104,7 @@ def run_zoo(
                 report.results += compare_models(t_model, f_model, x, name=name, seed=seed).results
             except Exception as exc:  # noqa: BLE001 - building failed: ERROR rows
                 for mode in MODES:
-                    row = ModelResult(name, mode, dtype, "cpu", kind="model")
+                    row = ModelResult(name, mode, dtype, jax.default_backend(), kind="model")
                     row.error = f"{type(exc).__name__}: {exc}"
                     report.results.append(row)
             done += 1
@@ -1199,7 +1202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"bitorch-jax model parity: bitorch (torch {torch.__version__}) vs bitorch_jax "
           f"(jax {jax.__version__}), NNX", file=out)  # fmt: skip
     print(f"{len(names)} model(s) x {len(dtypes)} dtype(s) ({', '.join(dtypes)}) x eval/train; "
-          f"seed {args.seed}; device cpu", file=out)  # fmt: skip
+          f"seed {args.seed}; torch on cpu, jax on {jax.default_backend()}", file=out)  # fmt: skip
     for line in skipped:
         print(line, file=out)
     print(file=out)

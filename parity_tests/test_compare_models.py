@@ -279,6 +279,23 @@ def test_frozen_torch_parameter_needs_a_zero_flax_gradient() -> None:
         assert "grad net.0.weight" not in row.arrays  # not compared as a trained weight
 
 
+def test_flax_side_runs_with_full_float32_precision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GPU would use TF32 for float32 convolutions and dots by default; compare_models
+    traces the NNX model under ``jax.default_matmul_precision("highest")``."""
+    seen: list[Any] = []
+    original = FlaxSmall.__call__
+
+    def spy(self: FlaxSmall, x: jax.Array) -> jax.Array:
+        seen.append(jax.config.jax_default_matmul_precision)
+        return original(self, x)
+
+    monkeypatch.setattr(FlaxSmall, "__call__", spy)
+    t, f, x = small_pair("float32")
+    report = parity_tests.compare_models(t, f, x, name="small", modes=("eval",))
+    assert report.ok and seen and set(seen) == {"highest"}, seen
+    assert report[0].device == jax.default_backend()
+
+
 def test_arguments_are_checked() -> None:
     t, f, x = small_pair("float32")
     with pytest.raises(ValueError, match="modes"):
