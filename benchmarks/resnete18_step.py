@@ -279,6 +279,18 @@ def _torch_profile(step: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _median_ms(run: Any, repeats: int) -> float:
+    """Median wall time of ``repeats`` calls of ``run()`` (which must block), in ms, after
+    one untimed call (the compile, for a jitted function)."""
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return 1e3 * sorted(times)[len(times) // 2]
+
+
 def _conv_micro_torch(batch: int, hw: int, device: Any, repeats: int) -> dict[str, Any]:
     import torch
 
@@ -300,13 +312,7 @@ def _conv_micro_torch(batch: int, hw: int, device: Any, repeats: int) -> dict[st
                 torch.cuda.synchronize()
             del gx, gw
 
-        run()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-        out[f"torch_{layout}_ms"] = 1e3 * sorted(times)[len(times) // 2]
+        out[f"torch_{layout}_ms"] = _median_ms(run, repeats)
     return out
 
 
@@ -336,26 +342,10 @@ def _conv_micro_jax(batch: int, hw: int, device: Any, repeats: int) -> dict[str,
             y, vjp = jax.vjp(conv, x, w)
             return y, *vjp(jnp.ones_like(y))
 
-        jax.block_until_ready(fwd_bwd(x, w))
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            jax.block_until_ready(fwd_bwd(x, w))
-            times.append(time.perf_counter() - start)
-        out[f"jax_{layout}_ms"] = 1e3 * sorted(times)[len(times) // 2]
+        out[f"jax_{layout}_ms"] = _median_ms(
+            lambda fwd_bwd=fwd_bwd, x=x, w=w: jax.block_until_ready(fwd_bwd(x, w)), repeats
+        )
     return out
-
-
-def _median_ms(run: Any, repeats: int) -> float:
-    """Median wall time of ``repeats`` calls of ``run()`` (which must block), in ms, after
-    one untimed call (the compile, for a jitted function)."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return 1e3 * sorted(times)[len(times) // 2]
 
 
 def _hlo_convolutions(hlo: str) -> list[dict[str, Any]]:

@@ -641,10 +641,11 @@ def _compare_activations(
         key = f"{name}:input"
         if judge.judging and key in t_seen and key in f_seen:
             if call < len(t_seen[key]) and call < len(f_seen[key]):
-                x_t, x_f = t_seen[key][call], f_seen[key][call]
-                if quantizer is not None:
+                x_t = t_seen[key][call]
+                x_f = np.ascontiguousarray(_to_nchw(f_seen[key][call]))
+                if x_f.shape == x_t.shape and quantizer is not None:
                     _check_flips(judge, label, quantizer, x_t, x_f)
-                if masked is not None and judge.judging:
+                if x_f.shape == x_t.shape and masked is not None and judge.judging:
                     _check_grad_flips(judge, label, position, masked, x_t, x_f)
         a = t_seen[name][call]
         b = _to_nchw(f_seen[name][call])
@@ -665,44 +666,56 @@ def _compare_activations(
         result.notes.append("called a different number of times: " + "; ".join(count_mismatch))
 
 
-def _check_flips(
-    judge: _Judge, label: str, quantizer: torch.nn.Module, x_t: np.ndarray, x_f: np.ndarray
-) -> None:
-    """Boundary flips of one quantizing layer's input (see the module docstring)."""
+def _list_flips(
+    judge: _Judge,
+    kind: str,
+    x_t: np.ndarray,
+    x_f: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    differ: np.ndarray,
+    reason: str,
+) -> int:
+    """Count and list the elements where ``differ`` holds and the two inputs agree within
+    the tolerance (``left``/``right``: the two sides' values there); returns the count."""
     result = judge.result
-    x_f = _to_nchw(x_f)
-    if x_f.shape != x_t.shape:
-        return
-    with torch.no_grad():
-        q_t = from_torch(quantizer(to_torch(x_t))).astype(np.float64)
-        q_f = from_torch(quantizer(to_torch(np.ascontiguousarray(x_f)))).astype(np.float64)
     a, b = x_t.astype(np.float64), x_f.astype(np.float64)
     with np.errstate(invalid="ignore"):
-        close = np.abs(a - b) <= judge.tol.allowed(a, b)
-    flips = (q_t != q_f) & ~(np.isnan(q_t) & np.isnan(q_f)) & close
+        flips = differ & (np.abs(a - b) <= judge.tol.allowed(a, b))
     n = int(flips.sum())
-    if not n:
-        return
     result.flips += n
-    result.flip_layer = result.flip_layer or label
-    reason = "the inputs agree within the tolerance but straddle the rounding boundary"
     for index in zip(*np.nonzero(flips), strict=True):
         if len(result.flip_list) >= MAX_LISTED:
             break
         result.flip_list.append(
             ModelElement(
-                kind=f"flip {label}",
+                kind=kind,
                 sample=0,
                 index=tuple(int(i) for i in index),
                 input=float(a[index]),
                 cotangent=float("nan"),
-                left=float(q_t[index]),
-                right=float(q_f[index]),
+                left=float(left[index]),
+                right=float(right[index]),
                 pre_round=float(b[index]),
                 reason=reason,
             )
         )
-    judge.judging = False
+    return n
+
+
+def _check_flips(
+    judge: _Judge, label: str, quantizer: torch.nn.Module, x_t: np.ndarray, x_f: np.ndarray
+) -> None:
+    """Boundary flips of one quantizing layer's input, both NCHW (see the module
+    docstring)."""
+    with torch.no_grad():
+        q_t = from_torch(quantizer(to_torch(x_t))).astype(np.float64)
+        q_f = from_torch(quantizer(to_torch(x_f))).astype(np.float64)
+    differ = (q_t != q_f) & ~(np.isnan(q_t) & np.isnan(q_f))
+    reason = "the inputs agree within the tolerance but straddle the rounding boundary"
+    if _list_flips(judge, f"flip {label}", x_t, x_f, q_t, q_f, differ, reason):
+        judge.result.flip_layer = judge.result.flip_layer or label
+        judge.judging = False
 
 
 def _check_grad_flips(
@@ -713,48 +726,26 @@ def _check_grad_flips(
     x_t: np.ndarray,
     x_f: np.ndarray,
 ) -> None:
-    """Gradient flips of one quantizing layer's input (see the module docstring)."""
-    result = judge.result
-    x_f = np.ascontiguousarray(_to_nchw(x_f))
-    if x_f.shape != x_t.shape:
-        return
+    """Gradient flips of one quantizing layer's or masked activation's input, both NCHW
+    (see the module docstring)."""
     local = []
     with torch.enable_grad():
         for v in (x_t, x_f):
-            tv = to_torch(np.array(v, copy=True)).requires_grad_(True)
+            tv = to_torch(v).requires_grad_(True)
             out = masked(tv.clone())  # an in-place ReLU may not write to a leaf
             (g,) = torch.autograd.grad(out, tv, torch.ones_like(out), allow_unused=True)
             local.append(np.zeros(v.shape) if g is None else from_torch(g).astype(np.float64))
     g_t, g_f = local
-    a, b = x_t.astype(np.float64), x_f.astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        close = np.abs(a - b) <= judge.tol.allowed(a, b)
-    flips = ((g_t == 0) != (g_f == 0)) & close
-    n = int(flips.sum())
-    if not n:
-        return
-    result.flips += n
-    # every module finishing before the LAST gradient flip may lie upstream of one
-    if judge.grad_flip_at is None or position > judge.grad_flip_at:
-        judge.grad_flip_at = position
-        result.grad_flip_layer = label
-    for index in zip(*np.nonzero(flips), strict=True):
-        if len(result.flip_list) >= MAX_LISTED:
-            break
-        result.flip_list.append(
-            ModelElement(
-                kind=f"gradient flip {label}",
-                sample=0,
-                index=tuple(int(i) for i in index),
-                input=float(a[index]),
-                cotangent=float("nan"),
-                left=float(g_t[index]),
-                right=float(g_f[index]),
-                pre_round=float(b[index]),
-                reason="the inputs agree within the tolerance but straddle a boundary of the "
-                "layer's gradient mask (its local gradient, torch vs jax)",
-            )
-        )
+    reason = (
+        "the inputs agree within the tolerance but straddle a boundary of the layer's "
+        "gradient mask (its local gradient, torch vs jax)"
+    )
+    differ = (g_t == 0) != (g_f == 0)
+    if _list_flips(judge, f"gradient flip {label}", x_t, x_f, g_t, g_f, differ, reason):
+        # every module finishing before the LAST gradient flip may lie upstream of one
+        if judge.grad_flip_at is None or position > judge.grad_flip_at:
+            judge.grad_flip_at = position
+            judge.result.grad_flip_layer = label
 
 
 def _labels(labels: Any, n: int, num_classes: int, rng: np.random.Generator) -> np.ndarray:

@@ -171,16 +171,17 @@ def test_missing_gradient_cancellation_is_named() -> None:
                           "grad net.1.bias"}, row.details()  # fmt: skip
 
 
-def _bn_bias_pair(delta: float) -> tuple[TorchSmall, FlaxSmall, np.ndarray]:
-    """Channel 0 of the BN gives the constant ``-delta`` in torch and ``+delta`` in JAX
-    (gamma 0), right before a sign."""
+def _bn_bias_pair(delta: float, center: float = 0.0) -> tuple[TorchSmall, FlaxSmall, np.ndarray]:
+    """Channel 0 of the BN gives the constant ``center - delta`` in torch and
+    ``center + delta`` in JAX (gamma 0), right before a sign (with gradient cancellation
+    at ``|x| <= 1``)."""
     t, f, x = small_pair("float64")
     with torch.no_grad():
         t.net[1].weight[0] = 0.0
-        t.net[1].bias[0] = -delta
+        t.net[1].bias[0] = center - delta
     with jax_x64("float64"):
         torch_to_nnx(t, f)
-        f.net[1].bias[...] = f.net[1].bias[...].at[0].set(delta)
+        f.net[1].bias[...] = f.net[1].bias[...].at[0].set(center + delta)
     return t, f, x
 
 
@@ -203,22 +204,8 @@ def test_difference_beyond_tolerance_is_not_a_flip() -> None:
         assert row.flips == 0 and row.first_divergence == "net.1", row.details()
 
 
-def _bn_bias_near_one_pair(delta: float) -> tuple[TorchSmall, FlaxSmall, np.ndarray]:
-    """Channel 0 of the BN gives ``1 - delta`` in torch and ``1 + delta`` in JAX (gamma 0),
-    right before a sign with gradient cancellation at ``|x| <= 1``: equal forward values,
-    straight-through gradient 1 in torch and 0 in JAX."""
-    t, f, x = small_pair("float64")
-    with torch.no_grad():
-        t.net[1].weight[0] = 0.0
-        t.net[1].bias[0] = 1.0 - delta
-    with jax_x64("float64"):
-        torch_to_nnx(t, f)
-        f.net[1].bias[...] = f.net[1].bias[...].at[0].set(1.0 + delta)
-    return t, f, x
-
-
 def test_mask_boundary_within_tolerance_is_a_gradient_flip() -> None:
-    t, f, x = _bn_bias_near_one_pair(1e-14)
+    t, f, x = _bn_bias_pair(1e-14, center=1.0)  # forward equal; gradient 1 vs 0
     report = parity_tests.compare_models(t, f, x, name="small", convert=False)
     assert report.ok, str(report)
     upstream = ["input grad", "grad net.0.weight", "grad net.1.weight", "grad net.1.bias"]
@@ -236,7 +223,7 @@ def test_mask_boundary_within_tolerance_is_a_gradient_flip() -> None:
 
 
 def test_mask_boundary_beyond_tolerance_is_not_a_gradient_flip() -> None:
-    t, f, x = _bn_bias_near_one_pair(1e-6)
+    t, f, x = _bn_bias_pair(1e-6, center=1.0)
     report = parity_tests.compare_models(t, f, x, name="small", convert=False)
     assert not report.ok
     for row in report:
