@@ -32,6 +32,7 @@ import bitorch_jax.models as jm
 import bitorch_jax.models.densenet as jdense
 import bitorch_jax.models.meliusnet as jmelius
 from bitorch_jax.convert import nnx_to_torch, torch_to_nnx
+from tests.models.zoo_helpers import forward, nhwc
 
 RTOL = 1e-12
 NAMES = [
@@ -81,15 +82,6 @@ FORWARD: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
         (2, 3, 224, 224),
     ),
 }
-
-
-@nnx.jit
-def _forward(model: nnx.Module, x: jnp.ndarray) -> jnp.ndarray:
-    return model(x)
-
-
-def to_nhwc(x: torch.Tensor) -> jnp.ndarray:
-    return jnp.asarray(x.permute(0, 2, 3, 1).numpy())
 
 
 def randomize_batchnorms(model: nn.Module, seed: int = 1) -> None:
@@ -146,7 +138,7 @@ def test_eval_logits_match_torch_and_weights_convert_back(case: str, x64: None) 
     nnx_model.eval()
     with torch.no_grad():
         expected = torch_model(x)
-    assert_close(_forward(nnx_model, to_nhwc(x)), expected.numpy())
+    assert_close(forward(nnx_model, nhwc(x)), expected.numpy())
 
     reference = torch_model.state_dict()
     back = nnx_to_torch(nnx_model, template=reference)
@@ -171,7 +163,7 @@ def test_training_step_output_and_running_statistics_match_torch(case: str, x64:
     nnx_model.train()
     with torch.no_grad():
         expected = torch_model(x)
-    assert_close(_forward(nnx_model, to_nhwc(x)), expected.numpy())
+    assert_close(forward(nnx_model, nhwc(x)), expected.numpy())
     after = torch_model.state_dict()
     back = nnx_to_torch(nnx_model, template=after)
     for key in stats:
@@ -231,7 +223,7 @@ def test_stem_follows_input_shape_as_in_041(input_shape: Any, stem_kernel: int) 
 def test_channel_shuffle_matches_torch(groups: int) -> None:
     x = torch.randn(2, 12, 3, 5)
     expected = nn.ChannelShuffle(groups)(x).permute(0, 2, 3, 1).numpy()
-    np.testing.assert_array_equal(jdense.ChannelShuffle(groups)(to_nhwc(x)), expected)
+    np.testing.assert_array_equal(jdense.ChannelShuffle(groups)(nhwc(x)), expected)
 
 
 @pytest.mark.parametrize(("channels", "in_channels", "dilation"), [(8, 8, 1), (8, 24, 2)])
@@ -252,7 +244,7 @@ def test_improvement_block_matches_torch(
     x = torch.randn(2, in_channels, 6, 6, dtype=torch.float64)
     with torch.no_grad():
         expected = block(x).permute(0, 2, 3, 1).numpy()
-    assert_close(_forward(twin, to_nhwc(x)), expected)
+    assert_close(forward(twin, nhwc(x)), expected)
 
 
 def test_bottleneck_keeps_041_shapes_and_fails_to_run_in_both() -> None:

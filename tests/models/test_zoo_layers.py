@@ -24,12 +24,9 @@ import bitorch_jax.models as jm
 from bitorch.layers import QConv2d
 from bitorch_jax.convert import nnx_to_torch, torch_to_nnx
 from bitorch_jax.models import layers as L  # noqa: N812
+from tests.models.zoo_helpers import nhwc
 
 RTOL = 1e-12
-
-
-def nchw_to_nhwc(x: torch.Tensor) -> jnp.ndarray:
-    return jnp.asarray(x.permute(0, 2, 3, 1).numpy()) if x.ndim == 4 else jnp.asarray(x.numpy())
 
 
 def nhwc_to_nchw(y: Any) -> np.ndarray:
@@ -96,7 +93,7 @@ def test_parameter_free_layer_matches_torch(case: str, x64: None) -> None:
     make_torch, make_nnx, shape = STATELESS[case]
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     expected = make_torch()(x).numpy()
-    actual = make_nnx()(nchw_to_nhwc(x))
+    actual = make_nnx()(nhwc(x))
     assert actual.dtype == jnp.float64
     assert_close(nhwc_to_nchw(actual), expected)
 
@@ -157,7 +154,7 @@ def test_converted_layer_matches_torch_and_converts_back(case: str, x64: None) -
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     with torch.no_grad():
         expected = module(x).numpy()
-    assert_close(nhwc_to_nchw(twin(nchw_to_nhwc(x))), expected)
+    assert_close(nhwc_to_nchw(twin(nhwc(x))), expected)
     back = nnx_to_torch(twin, template=module.state_dict())
     assert list(back) == list(module.state_dict())
     assert all(torch.equal(back[k], v) for k, v in module.state_dict().items())
@@ -188,7 +185,7 @@ def test_batchnorm_train_step_and_eval_match_torch(case: str, x64: None) -> None
     x = x * 3 + 1
     with torch.no_grad():
         train_out = module(x).numpy()  # training mode: one update of the statistics
-    assert_close(nhwc_to_nchw(twin(nchw_to_nhwc(x))), train_out)
+    assert_close(nhwc_to_nchw(twin(nhwc(x))), train_out)
     assert_close(twin.mean[...], module.running_mean.numpy())
     assert_close(twin.var[...], module.running_var.numpy())  # unbiased update, as torch
     module.eval()
@@ -196,12 +193,12 @@ def test_batchnorm_train_step_and_eval_match_torch(case: str, x64: None) -> None
     assert twin.use_running_average
     with torch.no_grad():
         eval_out = module(x).numpy()
-    assert_close(nhwc_to_nchw(twin(nchw_to_nhwc(x))), eval_out)
+    assert_close(nhwc_to_nchw(twin(nhwc(x))), eval_out)
     assert_close(twin.var[...], module.running_var.numpy())  # eval leaves them alone
     twin.train()
     assert not twin.use_running_average
     # a per-call override, as nnx.BatchNorm's: eval output, statistics unchanged
-    assert_close(nhwc_to_nchw(twin(nchw_to_nhwc(x), use_running_average=True)), eval_out)
+    assert_close(nhwc_to_nchw(twin(nhwc(x), use_running_average=True)), eval_out)
     assert_close(twin.var[...], module.running_var.numpy())
 
 

@@ -25,6 +25,12 @@ from flax import nnx
 import bitorch.models as tm
 import bitorch_jax.models as jm
 from bitorch_jax.convert import nnx_to_torch, torch_to_nnx
+from tests.models.zoo_helpers import (
+    assert_state_dicts_equal,
+    forward,
+    nhwc,
+    randomise_batchnorms,
+)
 
 RTOL = 1e-12
 
@@ -72,50 +78,16 @@ def build(case: Case, double: bool) -> tuple[torch.nn.Module, nnx.Module]:
     return torch_model, nnx_model
 
 
-def randomise_batchnorm(model: torch.nn.Module) -> None:
-    """Non-trivial BatchNorm parameters and statistics (fresh ones are 1, 0, 0, 1)."""
-    generator = torch.Generator().manual_seed(2)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                n = module.num_features
-                module.weight.copy_(torch.rand(n, generator=generator) + 0.5)
-                module.bias.copy_(torch.rand(n, generator=generator) - 0.5)
-                module.running_mean.copy_(torch.rand(n, generator=generator) - 0.5)
-                module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-
-
-@nnx.jit
-def forward(model: nnx.Module, x: jnp.ndarray) -> jnp.ndarray:
-    return model(x)
-
-
-def nhwc(x: torch.Tensor) -> jnp.ndarray:
-    return jnp.asarray(x.permute(0, 2, 3, 1).numpy())
-
-
-def assert_state_dicts_equal(actual: dict, expected: dict, exact: bool) -> None:
-    assert list(actual) == list(expected)
-    for key, value in expected.items():
-        assert actual[key].shape == value.shape and actual[key].dtype == value.dtype, key
-        if exact or key.endswith("num_batches_tracked"):
-            assert torch.equal(actual[key], value), key
-        else:
-            np.testing.assert_allclose(
-                actual[key].numpy(), value.numpy(), rtol=RTOL, atol=RTOL, err_msg=key
-            )
-
-
 @pytest.mark.parametrize("case_id", sorted(CASES))
 def test_twins_agree(case_id: str, x64: None) -> None:
     case = CASES[case_id]
     torch_model, nnx_model = build(case, double=True)
-    randomise_batchnorm(torch_model)
+    randomise_batchnorms(torch_model, seed=2)
     state = {k: v.clone() for k, v in torch_model.state_dict().items()}
     assert torch_model.load_state_dict(state, strict=True)  # keys and shapes are its own
 
     torch_to_nnx(torch_model, nnx_model)  # no name map
-    assert_state_dicts_equal(nnx_to_torch(nnx_model, template=state), state, exact=True)
+    assert_state_dicts_equal(nnx_to_torch(nnx_model, template=state), state, exact=True, rtol=RTOL)
     if not case.forward:
         return
 
@@ -139,7 +111,7 @@ def test_twins_agree(case_id: str, x64: None) -> None:
     np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
     after = torch_model.state_dict()
     assert not torch.equal(after[_first_running_var(after)], state[_first_running_var(after)])
-    assert_state_dicts_equal(nnx_to_torch(nnx_model, template=after), after, exact=False)
+    assert_state_dicts_equal(nnx_to_torch(nnx_model, template=after), after, exact=False, rtol=RTOL)
 
 
 def _first_running_var(state: dict) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -32,6 +31,12 @@ from bitorch.models import resnet as t_resnet
 from bitorch_jax.convert import nnx_to_torch, torch_to_nnx
 from bitorch_jax.models import quicknet as j_quicknet
 from bitorch_jax.models import resnet as j_resnet
+from tests.models.zoo_helpers import (
+    assert_state_dicts_equal,
+    forward,
+    nhwc,
+    randomise_batchnorms,
+)
 
 RTOL = 1e-12
 
@@ -84,41 +89,6 @@ def build(case: Case, double: bool) -> tuple[torch.nn.Module, nnx.Module]:
     return (torch_model.double() if double else torch_model), nnx_model
 
 
-def randomise_batchnorm(model: torch.nn.Module) -> None:
-    """Non-trivial BatchNorm parameters and statistics (fresh ones are 1, 0, 0, 1: with
-    them, integer-valued binary convolutions give exact ties at the sign)."""
-    generator = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                n = module.num_features
-                module.weight.copy_(torch.rand(n, generator=generator) + 0.5)
-                module.bias.copy_(torch.rand(n, generator=generator) - 0.5)
-                module.running_mean.copy_(torch.rand(n, generator=generator) - 0.5)
-                module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-
-
-@nnx.jit
-def forward(model: nnx.Module, x: jax.Array) -> jax.Array:
-    return model(x)
-
-
-def nhwc(x: torch.Tensor) -> jax.Array:
-    return jnp.asarray(x.permute(0, 2, 3, 1).numpy())
-
-
-def assert_same_state(actual: dict, expected: dict, exact: bool) -> None:
-    assert list(actual) == list(expected)
-    for key, value in expected.items():
-        assert actual[key].shape == value.shape and actual[key].dtype == value.dtype, key
-        if exact or key.endswith("num_batches_tracked"):
-            assert torch.equal(actual[key], value), key
-        else:
-            np.testing.assert_allclose(
-                actual[key].numpy(), value.numpy(), rtol=1e-10, atol=1e-10, err_msg=key
-            )
-
-
 def assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float) -> None:
     assert np.isfinite(expected).all()
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
@@ -128,12 +98,12 @@ def assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float) -> None:
 def test_twins_agree(case_id: str, x64: None) -> None:
     case = CASES[case_id]
     torch_model, nnx_model = build(case, double=True)
-    randomise_batchnorm(torch_model)
+    randomise_batchnorms(torch_model, seed=3)
     state = {k: v.clone() for k, v in torch_model.state_dict().items()}
     assert torch_model.load_state_dict(state, strict=True)  # its own keys and shapes
 
     torch_to_nnx(torch_model, nnx_model)  # no name map
-    assert_same_state(nnx_to_torch(nnx_model, template=state), state, exact=True)
+    assert_state_dicts_equal(nnx_to_torch(nnx_model, template=state), state, exact=True, rtol=1e-10)
     x = torch.randn(*case.input_shape, generator=torch.Generator().manual_seed(1)).double()
     torch_model.eval()
     with torch.no_grad():
@@ -158,7 +128,8 @@ def test_twins_agree(case_id: str, x64: None) -> None:
     after = torch_model.state_dict()
     var_key = next(k for k in after if k.endswith("running_var"))
     assert not torch.equal(after[var_key], state[var_key])  # the statistics did move
-    assert_same_state(nnx_to_torch(nnx_model, template=after), after, exact=False)
+    back = nnx_to_torch(nnx_model, template=after)
+    assert_state_dicts_equal(back, after, exact=False, rtol=1e-10)
 
 
 @pytest.mark.parametrize("version", [1, 2])
@@ -175,7 +146,7 @@ def test_bottleneck_blocks_agree(version: int, x64: None) -> None:
             j_block(16, 16, 1, rngs=nnx.Rngs(0), param_dtype=jnp.float64),
         )
     )
-    randomise_batchnorm(torch_net)
+    randomise_batchnorms(torch_net, seed=3)
     torch_to_nnx(torch_net, nnx_net)
     x = torch.randn(4, 4, 6, 6, generator=torch.Generator().manual_seed(1)).double()
     for train in (False, True):
@@ -187,7 +158,7 @@ def test_bottleneck_blocks_agree(version: int, x64: None) -> None:
         actual = np.asarray(forward(nnx_net, nhwc(x))).transpose(0, 3, 1, 2)
         assert_close(actual, expected, 1e-10)
     after = torch_net.state_dict()
-    assert_same_state(nnx_to_torch(nnx_net, template=after), after, exact=False)
+    assert_state_dicts_equal(nnx_to_torch(nnx_net, template=after), after, exact=False, rtol=1e-10)
 
 
 # ----------------------------------------------------------------------------- structure
